@@ -1,0 +1,2 @@
+# defenses/local.mk - defense modules (use src/ only).  Each builds into the
+# convenience library below, which is linked into src/libattnsec.la.

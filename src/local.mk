@@ -1,0 +1,30 @@
+# src/local.mk - the core library libattnsec and the attnsec program.
+
+lib_LTLIBRARIES += %reldir%/libattnsec.la
+%canon_reldir%_libattnsec_la_SOURCES = \
+	%reldir%/internal.h \
+	%reldir%/core.c \
+	%reldir%/error.c \
+	%reldir%/rng.c
+%canon_reldir%_libattnsec_la_CFLAGS = $(AM_CFLAGS) $(VISIBILITY_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_libattnsec_la_LIBADD = $(ATTNSEC_MODULE_LIBS) $(DEPS_LIBS)
+%canon_reldir%_libattnsec_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined \
+	-version-info $(ASEC_LT_VERSION) -export-symbols-regex '^asec_'
+
+pkginclude_HEADERS += \
+	%reldir%/attnsec/attnsec.h \
+	%reldir%/attnsec/common.h \
+	%reldir%/attnsec/mat.h \
+	%reldir%/attnsec/vec.h \
+	%reldir%/attnsec/rng.h
+nodist_pkginclude_HEADERS += %reldir%/attnsec/version.h
+EXTRA_DIST += %reldir%/attnsec.sym %reldir%/attnsec.pc.in %reldir%/attnsec/version.h.in
+
+bin_PROGRAMS += %reldir%/cli/attnsec
+%canon_reldir%_cli_attnsec_SOURCES = \
+	%reldir%/cli/cli.h \
+	%reldir%/cli/cli.c \
+	%reldir%/cli/commands.h \
+	%reldir%/cli/attnsec.c
+%canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_cli_attnsec_LDADD = %reldir%/libattnsec.la $(DEPS_LIBS)
