@@ -5,7 +5,9 @@ lib_LTLIBRARIES += %reldir%/libattnsec.la
 	%reldir%/internal.h \
 	%reldir%/core.c \
 	%reldir%/error.c \
-	%reldir%/rng.c
+	%reldir%/rng.c \
+	%reldir%/afile.c \
+	%reldir%/report.c
 %canon_reldir%_libattnsec_la_CFLAGS = $(AM_CFLAGS) $(VISIBILITY_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_libattnsec_la_LIBADD = $(ATTNSEC_MODULE_LIBS) $(DEPS_LIBS)
 %canon_reldir%_libattnsec_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined \
@@ -16,7 +18,9 @@ pkginclude_HEADERS += \
 	%reldir%/attnsec/common.h \
 	%reldir%/attnsec/mat.h \
 	%reldir%/attnsec/vec.h \
-	%reldir%/attnsec/rng.h
+	%reldir%/attnsec/rng.h \
+	%reldir%/attnsec/afile.h \
+	%reldir%/attnsec/report.h
 nodist_pkginclude_HEADERS += %reldir%/attnsec/version.h
 EXTRA_DIST += %reldir%/attnsec.sym %reldir%/attnsec.pc.in %reldir%/attnsec/version.h.in
 

@@ -40,5 +40,7 @@
 #include <attnsec/mat.h>
 #include <attnsec/vec.h>
 #include <attnsec/rng.h>
+#include <attnsec/afile.h>
+#include <attnsec/report.h>
 
 #endif /* ATTNSEC_ATTNSEC_H */
