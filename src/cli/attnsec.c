@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,29 @@ run_group(const struct cli_group *g, int argc, char **argv)
     return cli_usage_error("unknown method '%s'", argv[1]);
 }
 
+/* On a fatal signal, remove every temporary output file, then die of the
+ * same signal so the exit status is 128 + n (130 for SIGINT). */
+static void
+on_fatal_signal(int sig)
+{
+    asec_afile_abort_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void
+install_signal_handlers(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -93,6 +117,7 @@ main(int argc, char **argv)
     /* Production programs turn GSL's aborting handler off and check every
      * status (GSL manual, "Error handling"). */
     gsl_set_error_handler_off();
+    install_signal_handlers();
     cli_set_command(NULL, NULL);
     rc = asec_init();
     if (rc != ASEC_OK)
