@@ -11,7 +11,8 @@ AM_TESTS_ENVIRONMENT = \
 	ASEC_SRCDIR='$(abs_top_srcdir)'; export ASEC_SRCDIR; \
 	ASEC_BUILDDIR='$(abs_top_builddir)'; export ASEC_BUILDDIR; \
 	MANDOC='$(MANDOC)'; export MANDOC; \
-	OPENBLAS_NUM_THREADS=1; export OPENBLAS_NUM_THREADS;
+	OPENBLAS_NUM_THREADS=1; export OPENBLAS_NUM_THREADS; \
+	ASEC_LONG_TESTS='$(ASEC_LONG_TESTS)'; export ASEC_LONG_TESTS;
 
 TEST_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_TEST_DATADIR=\"$(abs_top_srcdir)/datasets\" \
 	-DASEC_TEST_SRCDIR=\"$(abs_top_srcdir)/tests\"
@@ -53,3 +54,21 @@ ASEC_SHELL_TESTS = \
 	%reldir%/man-lint.sh
 TESTS += $(ASEC_SHELL_TESTS)
 EXTRA_DIST += $(ASEC_SHELL_TESTS) %reldir%/no-check.sh %reldir%/cli/common.sh
+
+# make check-long: the same suite with the long statistical tests enabled
+# (N = 1e8 samples, secure randomness, 1e4 random property checks).  Not run
+# in CI.
+check-long:
+	$(MAKE) $(AM_MAKEFLAGS) check ASEC_LONG_TESTS=1 CK_TIMEOUT_MULTIPLIER=100
+
+# make check-valgrind: the unit tests under memcheck (zero errors, zero
+# leaks).  CK_FORK=no so Check's fork mode hides nothing; Haswell kernels
+# because valgrind does not emulate AVX-512.
+VALGRIND_FLAGS = --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible
+check-valgrind:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(ASEC_CHECK_PROGS)' CK_FORK=no \
+		OPENBLAS_CORETYPE=Haswell \
+		LOG_COMPILER='$(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS)'
+
+.PHONY: check-long check-valgrind
