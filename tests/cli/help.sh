@@ -16,6 +16,7 @@ run 0 "$ATTNSEC" -V
 commands=$(list_commands)
 [ -n "$commands" ] || fail "'attnsec --help' lists no command"
 echo "$commands" | while read -r group method; do
+    [ -n "$group" ] || continue
     # shellcheck disable=SC2086
     if ! "$ATTNSEC" $group $method --help >"$scratch/h" 2>"$scratch/herr"; then
         echo "FAIL: attnsec $group $method --help did not exit 0" >&2
