@@ -4,6 +4,12 @@
 BENCH_PROGS =
 BENCH_LIBS = src/libattnsec.la -lm
 
+EXTRA_PROGRAMS += %reldir%/bench_mat
+BENCH_PROGS += %reldir%/bench_mat
+%canon_reldir%_bench_mat_SOURCES = %reldir%/bench_mat.c
+%canon_reldir%_bench_mat_LDADD = $(BENCH_LIBS)
+CLEANFILES += %reldir%/bench_mat$(EXEEXT)
+
 bench: $(BENCH_PROGS)
 	@for b in $(BENCH_PROGS); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 ./$$b || exit 1; done
 .PHONY: bench

@@ -3,5 +3,6 @@
 dist_man_MANS += \
 	%reldir%/attnsec.1 \
 	%reldir%/libattnsec.3 \
+	%reldir%/asec_mat.3 \
 	%reldir%/asec_rng.3 \
 	%reldir%/asec_report.3

@@ -6,6 +6,8 @@ lib_LTLIBRARIES += %reldir%/libattnsec.la
 	%reldir%/core.c \
 	%reldir%/error.c \
 	%reldir%/rng.c \
+	%reldir%/mat.c \
+	%reldir%/vec.c \
 	%reldir%/afile.c \
 	%reldir%/report.c
 %canon_reldir%_libattnsec_la_CFLAGS = $(AM_CFLAGS) $(VISIBILITY_CFLAGS) $(DEPS_CFLAGS)

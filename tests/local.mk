@@ -23,6 +23,7 @@ if HAVE_CHECK
 ASEC_CHECK_PROGS = \
 	%reldir%/check_core \
 	%reldir%/check_rng \
+	%reldir%/check_mat \
 	%reldir%/check_report
 check_PROGRAMS += $(ASEC_CHECK_PROGS)
 
@@ -36,10 +37,16 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_rng_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS) $(GSL_CFLAGS)
 %canon_reldir%_check_rng_LDADD = $(TEST_LIBS) $(SODIUM_LIBS) $(GSL_LIBS)
 
+%canon_reldir%_check_mat_SOURCES = %reldir%/check_mat.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_mat_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_mat_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_mat_LDADD = $(TEST_LIBS)
+
 %canon_reldir%_check_report_SOURCES = %reldir%/check_report.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_report_CPPFLAGS = $(TEST_CPPFLAGS)
 %canon_reldir%_check_report_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS) $(JANSSON_CFLAGS)
 %canon_reldir%_check_report_LDADD = $(TEST_LIBS) $(SODIUM_LIBS) $(JANSSON_LIBS)
+
 
 TESTS += $(ASEC_CHECK_PROGS)
 else

@@ -8,7 +8,10 @@
  *
  * Every wrapper checks shapes before calling CBLAS or LAPACKE and returns
  * ASEC_EBADLEN when they do not conform (with the shapes in asec_errmsg()).
- * Transpose flags are ASEC_NOTRANS / ASEC_TRANS.  Outputs come first.
+ * Every int-returning function also returns ASEC_EINVAL for a transpose
+ * flag other than ASEC_NOTRANS / ASEC_TRANS, a view with ld < cols or
+ * with NULL data and entries, or (BLAS/LAPACK wrappers) a dimension or
+ * ld above INT_MAX.  Outputs come first.
  * Unless a function says otherwise, an output must not alias an input.
  *
  * Shapes are written outermost-first, as in PyTorch: (rows, cols).
@@ -105,7 +108,8 @@ ASEC_API int asec_mat_gemm_ref(asec_mat *c, double alpha, const asec_mat *a, int
  *   C_i = alpha op(A_i) op(B_i) + beta C_i,
  * where X_i is the view x with data advanced by i * stride_x elements.
  * Shapes are those of the first item (views a, b, c).  A stride of 0
- * reuses the same operand for every item (C_i must not overlap). */
+ * reuses the same operand for every item (C_i must not overlap;
+ * stride_c == 0 with count > 1 is ASEC_EINVAL). */
 ASEC_API int asec_mat_gemm_batched(size_t count, asec_mat *c, size_t stride_c,
                                    double alpha, const asec_mat *a, size_t stride_a,
                                    int ta, const asec_mat *b, size_t stride_b, int tb,
@@ -121,14 +125,16 @@ ASEC_API int asec_mat_gemv(double *y, double alpha, const asec_mat *a, int ta,
 
 /* c = alpha op(a) op(a)^T + beta c with op(a) = a (ta = ASEC_NOTRANS,
  * c is rows x rows) or a^T (c is cols x cols).  Both triangles of c are
- * written (the result is symmetric).  Allocates nothing. */
+ * written (the result is symmetric); with beta != 0 only c's lower
+ * triangle is read (c is taken to be symmetric).  Allocates nothing. */
 ASEC_API int asec_mat_syrk(asec_mat *c, double alpha, const asec_mat *a, int ta,
                            double beta) ASEC_WARN_UNUSED ASEC_NONNULL(1, 3);
 
 /* Solve a x = b for symmetric positive definite a (n x n) by Cholesky.
  * b (n x k) is overwritten with x.  a is not modified (a copy is
- * factored: allocates n x n doubles, freed before return).  Returns
- * ASEC_ENUMERIC when a is not positive definite. */
+ * factored: allocates n x n doubles, freed before return).  Only a's
+ * lower triangle is read.  Returns ASEC_ENUMERIC when a is not positive
+ * definite or a (lower triangle) or b has a NaN or inf entry. */
 ASEC_API int asec_mat_cholesky_solve(asec_mat *b, const asec_mat *a)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 2);
 
@@ -136,14 +142,15 @@ ASEC_API int asec_mat_cholesky_solve(asec_mat *b, const asec_mat *a)
  * ascending order; vecs (n x n, may be NULL for eigenvalues only) gets the
  * eigenvectors as columns.  Only a's lower triangle is read; a is not
  * modified.  Allocates an n x n copy (freed before return).  Returns
- * ASEC_ENUMERIC when LAPACK does not converge. */
+ * ASEC_ENUMERIC when LAPACK does not converge or a has a NaN or inf. */
 ASEC_API int asec_mat_eigh(double *w, asec_mat *vecs, const asec_mat *a)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 3);
 
 /* Thin SVD a = U diag(s) Vt, a (m x n), r = min(m, n): s has r entries in
  * descending order; u (m x r) and vt (r x n) may be NULL for singular
  * values only.  a is not modified.  Allocates a copy and workspace (freed
- * before return).  ASEC_ENUMERIC when LAPACK does not converge. */
+ * before return).  ASEC_ENUMERIC when LAPACK does not converge or a has
+ * a NaN or inf. */
 ASEC_API int asec_mat_svd(double *s, asec_mat *u, asec_mat *vt, const asec_mat *a)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 4);
 
@@ -151,7 +158,9 @@ ASEC_API int asec_mat_svd(double *s, asec_mat *u, asec_mat *vt, const asec_mat *
  * b (m x k), by SVD (LAPACK dgelsd) with singular values below
  * rcond * s_max treated as zero (rcond < 0: machine precision).  If rank
  * is not NULL it receives the effective rank.  a and b are not modified.
- * Allocates copies and workspace (freed before return). */
+ * Allocates copies and workspace (freed before return).  m == 0 or
+ * n == 0 gives x = 0 and rank 0.  ASEC_EINVAL when rcond is NaN or +inf;
+ * ASEC_ENUMERIC when LAPACK does not converge or a or b has a NaN or inf. */
 ASEC_API int asec_mat_lstsq(asec_mat *x, size_t *rank, const asec_mat *a,
                             const asec_mat *b, double rcond)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 3, 4);
@@ -159,7 +168,8 @@ ASEC_API int asec_mat_lstsq(asec_mat *x, size_t *rank, const asec_mat *a,
 /* Numerically stable softmax of every row: out[i, :] = softmax(in[i, :]),
  * computed as exp(z - max z) / sum.  out may alias in (same view).  A row
  * of -inf entries only is ASEC_ENUMERIC; +inf or NaN entries are
- * ASEC_ENUMERIC.  Allocates nothing. */
+ * ASEC_ENUMERIC (the message names the row).  A matrix with no columns
+ * is left alone.  Allocates nothing. */
 ASEC_API int asec_mat_softmax_rows(asec_mat *out, const asec_mat *in)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 2);
 
