@@ -12,7 +12,7 @@
 #include "internal.h"
 
 #define KEY_BYTES 32
-#define BUF_BYTES 512 /* 8 ChaCha20 blocks per refill */
+#define BUF_BYTES 4096 /* 64 ChaCha20 blocks, or one getrandom call, per refill */
 #define BLOCK_BYTES 64
 #define LABEL_MAX 255
 #define BLOCKS_PER_EPOCH ((uint64_t)1 << 32) /* the IETF counter is 32 bits */
@@ -28,9 +28,28 @@ struct asec_rng {
     uint64_t consumed;        /* bytes handed out */
     size_t pos;               /* next unread byte in buf */
     size_t fill;              /* valid bytes in buf */
+    unsigned long fork_gen;   /* secure: fork generation the buffer belongs to */
     unsigned char buf[BUF_BYTES];
     char label[2 * LABEL_MAX + 2];
 };
+
+/* Secure buffers must not be shared between a parent and a forked child:
+ * the child handler bumps the generation, and a generator whose buffer is
+ * from an older generation throws it away (RELIABILITY.md §4.1). */
+static volatile unsigned long fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
 
 static const unsigned char drg_nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {
     'L', 'i', 'b', 's', 'o', 'd', 'i', 'u', 'm', 'D', 'R', 'G'};
@@ -46,6 +65,7 @@ rng_new(asec_rng **out, asec_rng_mode mode)
     if (r == NULL)
         return ASEC_ENOMEM;
     r->mode = mode;
+    pthread_once(&atfork_once, register_atfork);
     if (mode == ASEC_RNG_SEEDED) {
         /* Key material in guarded memory, wiped by sodium_free(). */
         r->key = sodium_malloc(KEY_BYTES);
@@ -188,6 +208,7 @@ refill(asec_rng *r)
 {
     if (r->mode == ASEC_RNG_SECURE) {
         randombytes_buf(r->buf, BUF_BYTES);
+        r->fork_gen = fork_generation;
     } else {
         /* Stay inside one epoch per call: the counter must not wrap. */
         uint64_t in_epoch = r->block % BLOCKS_PER_EPOCH;
@@ -210,11 +231,23 @@ refill(asec_rng *r)
     r->pos = 0;
 }
 
+/* Drop secure bytes buffered before a fork. */
+static void
+check_fork(asec_rng *r)
+{
+    if (r->mode == ASEC_RNG_SECURE && r->fork_gen != fork_generation) {
+        sodium_memzero(r->buf, sizeof r->buf);
+        r->pos = r->fill = 0;
+        r->fork_gen = fork_generation;
+    }
+}
+
 void
 asec_rng_bytes(asec_rng *rng, void *buf, size_t n)
 {
     unsigned char *out = buf;
 
+    check_fork(rng);
     while (n > 0) {
         size_t take;
 
@@ -263,6 +296,7 @@ asec_rng_u64(asec_rng *rng)
     unsigned char b[8];
     uint64_t v = 0;
 
+    check_fork(rng);
     if (rng->fill - rng->pos >= 8) {
         memcpy(b, rng->buf + rng->pos, 8);
         memset(rng->buf + rng->pos, 0, 8);

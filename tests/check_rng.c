@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gsl/gsl_cdf.h>
 #include <sodium.h>
@@ -125,6 +127,61 @@ START_TEST(test_secure_differs)
     asec_rng_free(a);
     asec_rng_free(b);
     asec_rng_free(c);
+}
+END_TEST
+
+START_TEST(test_fork_discards_secure_buffer)
+{
+    asec_rng *r;
+    unsigned char parent[32], child[32];
+    int fds[2], status;
+    pid_t pid;
+
+    /* A forked child must not replay the parent's buffered secure bytes. */
+    ck_assert_int_eq(asec_init(), ASEC_OK);
+    ck_assert_int_eq(asec_rng_alloc_secure(&r), ASEC_OK);
+    (void)asec_rng_u64(r); /* fill the buffer */
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        asec_rng_bytes(r, child, sizeof child);
+        _exit(write(fds[1], child, sizeof child) == (ssize_t)sizeof child ? 0 : 1);
+    }
+    asec_rng_bytes(r, parent, sizeof parent);
+    ck_assert_int_eq(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(memcmp(parent, child, sizeof parent) != 0);
+    close(fds[0]);
+    close(fds[1]);
+    asec_rng_free(r);
+}
+END_TEST
+
+START_TEST(test_label_streams_uncorrelated)
+{
+    enum { N = 1 << 20 };
+    asec_rng *a = seeded(77, "task-1"), *b = seeded(77, "task-2");
+    static long pairs[256][16];
+    double chi = 0, e = (double)N / (256 * 16);
+
+    /* Chi-square on (byte of stream a, high nibble of the same byte of
+     * stream b): dependence between same-seed streams would show here. */
+    memset(pairs, 0, sizeof pairs);
+    for (int i = 0; i < N; i++) {
+        unsigned char x, y;
+
+        asec_rng_bytes(a, &x, 1);
+        asec_rng_bytes(b, &y, 1);
+        pairs[x][y >> 4]++;
+    }
+    for (int i = 0; i < 256; i++)
+        for (int j = 0; j < 16; j++)
+            chi += (pairs[i][j] - e) * (pairs[i][j] - e) / e;
+    ck_assert_double_gt(gsl_cdf_chisq_Q(chi, 256 * 16 - 1), ALPHA);
+    asec_rng_free(a);
+    asec_rng_free(b);
 }
 END_TEST
 
@@ -291,6 +348,8 @@ rng_suite(void)
     tcase_add_test(tc, test_same_seed_same_bytes);
     tcase_add_test(tc, test_secure_differs);
     tcase_add_test(tc, test_seek_resumes_stream);
+    tcase_add_test(tc, test_fork_discards_secure_buffer);
+    tcase_add_test(ts, test_label_streams_uncorrelated);
     tcase_add_test(tc, test_uniform_grid_and_range);
     tcase_add_test(ts, test_uniform_moments);
     tcase_add_test(ts, test_bounded_chisq);
