@@ -5,4 +5,10 @@ dist_man_MANS += \
 	%reldir%/libattnsec.3 \
 	%reldir%/asec_mat.3 \
 	%reldir%/asec_rng.3 \
-	%reldir%/asec_report.3
+	%reldir%/asec_report.3 \
+	%reldir%/attnsec-defend.1 \
+	%reldir%/asec_copyright.3 \
+	%reldir%/attnsec-inspect.1 \
+	%reldir%/attnsec-formats.5 \
+	%reldir%/asec_io.3
+dist_man_MANS +=

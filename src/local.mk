@@ -9,7 +9,11 @@ lib_LTLIBRARIES += %reldir%/libattnsec.la
 	%reldir%/mat.c \
 	%reldir%/vec.c \
 	%reldir%/afile.c \
-	%reldir%/report.c
+	%reldir%/report.c \
+	%reldir%/io_internal.h \
+	%reldir%/io.c \
+	%reldir%/npy.c \
+	%reldir%/safetensors.c
 %canon_reldir%_libattnsec_la_CFLAGS = $(AM_CFLAGS) $(VISIBILITY_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_libattnsec_la_LIBADD = $(ATTNSEC_MODULE_LIBS) $(DEPS_LIBS)
 %canon_reldir%_libattnsec_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined \
@@ -22,7 +26,9 @@ pkginclude_HEADERS += \
 	%reldir%/attnsec/vec.h \
 	%reldir%/attnsec/rng.h \
 	%reldir%/attnsec/afile.h \
-	%reldir%/attnsec/report.h
+	%reldir%/attnsec/report.h \
+	%reldir%/attnsec/io.h \
+	%reldir%/attnsec/copyright.h
 nodist_pkginclude_HEADERS += %reldir%/attnsec/version.h
 EXTRA_DIST += %reldir%/attnsec.sym %reldir%/attnsec.pc.in %reldir%/attnsec/version.h.in
 
@@ -31,6 +37,8 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cli.h \
 	%reldir%/cli/cli.c \
 	%reldir%/cli/commands.h \
-	%reldir%/cli/attnsec.c
+	%reldir%/cli/attnsec.c \
+	%reldir%/cli/cmd_inspect.c \
+	%reldir%/cli/cmd_defend.c
 %canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_cli_attnsec_LDADD = %reldir%/libattnsec.la $(DEPS_LIBS)

@@ -24,13 +24,26 @@ ASEC_CHECK_PROGS = \
 	%reldir%/check_core \
 	%reldir%/check_rng \
 	%reldir%/check_mat \
-	%reldir%/check_report
+	%reldir%/check_report \
+	%reldir%/check_copyright \
+	%reldir%/check_io
 check_PROGRAMS += $(ASEC_CHECK_PROGS)
+
+
+%canon_reldir%_check_io_SOURCES = %reldir%/check_io.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_io_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_io_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_io_LDADD = $(TEST_LIBS)
 
 %canon_reldir%_check_core_SOURCES = %reldir%/check_core.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_core_CPPFLAGS = $(TEST_CPPFLAGS)
 %canon_reldir%_check_core_CFLAGS = $(TEST_CFLAGS)
 %canon_reldir%_check_core_LDADD = $(TEST_LIBS)
+
+%canon_reldir%_check_copyright_SOURCES = %reldir%/check_copyright.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_copyright_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_copyright_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_copyright_LDADD = $(TEST_LIBS)
 
 %canon_reldir%_check_rng_SOURCES = %reldir%/check_rng.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_rng_CPPFLAGS = $(TEST_CPPFLAGS)
@@ -48,6 +61,9 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_report_LDADD = $(TEST_LIBS) $(SODIUM_LIBS) $(JANSSON_LIBS)
 
 
+
+
+
 TESTS += $(ASEC_CHECK_PROGS)
 else
 TESTS += %reldir%/no-check.sh
@@ -58,9 +74,12 @@ ASEC_SHELL_TESTS = \
 	%reldir%/cli/usage-errors.sh \
 	%reldir%/layering.sh \
 	%reldir%/exports.sh \
-	%reldir%/man-lint.sh
+	%reldir%/man-lint.sh \
+	%reldir%/cli/defend.sh \
+	%reldir%/cli/inspect.sh
 TESTS += $(ASEC_SHELL_TESTS)
 EXTRA_DIST += $(ASEC_SHELL_TESTS) %reldir%/no-check.sh %reldir%/cli/common.sh
+include %reldir%/malformed/local.mk
 
 # make check-long: the same suite with the long statistical tests enabled
 # (N = 1e8 samples, secure randomness, 1e4 random property checks).  Not run

@@ -42,5 +42,7 @@
 #include <attnsec/rng.h>
 #include <attnsec/afile.h>
 #include <attnsec/report.h>
+#include <attnsec/io.h>
+#include <attnsec/copyright.h>
 
 #endif /* ATTNSEC_ATTNSEC_H */

@@ -15,6 +15,10 @@
 #include "commands.h"
 
 static const struct cli_group groups[] = {
+    {"defend", NULL, cmd_defend_methods,
+     "run a defense and report what it costs"},
+    {"inspect", cmd_inspect, NULL,
+     "print the header, shape and dtype of .npy/.safetensors files"},
     {NULL, NULL, NULL, NULL}};
 
 static void

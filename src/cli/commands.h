@@ -4,6 +4,14 @@
 #ifndef ATTNSEC_COMMANDS_H
 #define ATTNSEC_COMMANDS_H
 
+#include "cli.h"
 
+/* attnsec defend METHOD: cmd_defend.c, attnsec-defend(1).  The method
+ * table (NULL-terminated) and the copyright method. */
+extern const struct cli_method cmd_defend_methods[];
+int cmd_defend_copyright(int argc, char **argv);
+
+/* attnsec inspect FILE...: cmd_inspect.c, attnsec-inspect(1). */
+int cmd_inspect(int argc, char **argv);
 
 #endif /* ATTNSEC_COMMANDS_H */

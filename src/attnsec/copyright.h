@@ -1,0 +1,285 @@
+/* attnsec/copyright.h - copyright-avoiding softmax regression and the
+ * regression family it is built on (implemented in defenses/copyright.c).
+ *
+ * The regression family (MATH.md §2.2-§2.4), for A (n, d), b (n), x (d)
+ * and z = A x:
+ *
+ *   ASEC_COPYRIGHT_SOFTMAX    L(x) = 0.5 ||softmax(z) - b||^2           §2.3
+ *   ASEC_COPYRIGHT_EXP        L(x) = 0.5 ||exp(z) - b||^2               §2.2
+ *   ASEC_COPYRIGHT_COSH       L(x) = 0.5 ||cosh(z) - b||^2              §2.2
+ *   ASEC_COPYRIGHT_SINH       L(x) = 0.5 ||sinh(z) - b||^2              §2.2
+ *   ASEC_COPYRIGHT_RESCALED_* L(x) = 0.5 ||u(z) - <u(z), 1_n> b||^2,
+ *                             u = exp, cosh or sinh                     §2.4
+ *
+ * Every member has Hess L = A^T C(z) A with the n x n curvature
+ * C = diag(c) + P M P^T, P (n, k), k <= 2 (the "diagonal + rank-2" split
+ * of 2304.10411; k = 0 for exp/cosh/sinh).
+ *
+ * The copyright objective (Chu, Song, Yang 2023, arXiv 2308.12247;
+ * MATH.md §6.2):
+ *
+ *   L_cpr(x) = L(A, b; x) + gamma / L_1(x) + 0.5 ||diag(w) A x||^2
+ *
+ * where L is the family loss on all n rows (copyrighted rows included),
+ * L_1 = L(A1, b1; x) the same loss on the n1 copyrighted rows alone (for
+ * the softmax families, softmax is taken over those n1 rows), and
+ * L_2 = L(A2, b2; x) the loss on the other n2 rows.  gamma = 0 gives the
+ * plain regularised regression of the family.  The achieved protection is
+ * tau = L_1/n1 - L_2/n2 (the tau-copyright-protection margin of the
+ * paper's definition), computed from the plain losses, never from a loss
+ * that includes the gamma term (MATH.md §6.4, defect 5).
+ *
+ * Gradient and Hessian (s = gamma / L_1^2, g1 = grad L_1):
+ *   grad L_cpr = A^T (dL/dz + w o w o z) - s g1
+ *   Hess L_cpr = A^T (C + W^2) A - s A1^T C1 A1 + (2 gamma / L_1^3) g1 g1^T
+ *
+ * Solvers (asec_copyright_solver_*; MATH.md §2.1):
+ *   NEWTON    exact Hessian, Cholesky solve
+ *   WOODBURY  Cholesky of the diagonal part K, low-rank part by Woodbury
+ *   CG        Newton-CG on O(nnz(A)) Hessian-vector products
+ *   SKETCH    approximate Newton: the diagonal part A^T diag(c + w^2) A
+ *             is replaced by a leverage-score sample A^T diag(c~) A
+ *             (redrawn every iteration), the rest is kept exact; the
+ *             achieved (1 +/- eps) factor is measured and recorded.
+ * all followed by Armijo backtracking (c1 = 1e-4, halving) that also
+ * enforces the guard L_1 >= beta_c along the path.
+ *
+ * Shapes are (rows, cols), row-major (attnsec/mat.h).  Nothing here
+ * prints, exits or reads the environment.
+ */
+#ifndef ATTNSEC_COPYRIGHT_H
+#define ATTNSEC_COPYRIGHT_H
+
+#include <stddef.h>
+
+#include <attnsec/common.h>
+#include <attnsec/mat.h>
+#include <attnsec/rng.h>
+
+ASEC_BEGIN_DECLS
+
+typedef enum asec_copyright_family {
+    ASEC_COPYRIGHT_SOFTMAX = 0,
+    ASEC_COPYRIGHT_EXP = 1,
+    ASEC_COPYRIGHT_COSH = 2,
+    ASEC_COPYRIGHT_SINH = 3,
+    ASEC_COPYRIGHT_RESCALED_EXP = 4,
+    ASEC_COPYRIGHT_RESCALED_COSH = 5,
+    ASEC_COPYRIGHT_RESCALED_SINH = 6
+} asec_copyright_family;
+
+#define ASEC_COPYRIGHT_NFAMILIES 7
+
+/* "softmax", "exp", "cosh", "sinh", "rescaled-exp", "rescaled-cosh",
+ * "rescaled-sinh"; "?" for a bad value. */
+ASEC_API const char *asec_copyright_family_name(asec_copyright_family family);
+
+/* Parse one of the names above.  ASEC_EINVAL if unknown. */
+ASEC_API int asec_copyright_family_parse(asec_copyright_family *out, const char *name)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2);
+
+/* The problem.  Every pointer and view is borrowed and read only; it must
+ * stay valid while a solver uses the problem.
+ *   a   (n, d), n >= 1, d >= 1     all rows
+ *   b   (n)                        targets (for SOFTMAX a distribution)
+ *   w   (n) or NULL                regulariser weights (NULL: no L_reg)
+ *   a1  (n1, d), b1 (n1)           copyrighted rows; n1 >= 1 when gamma > 0
+ *   a2  (n2, d), b2 (n2)           the other rows; used for tau only; n2 may
+ *                                  be 0 (tau is then NaN)
+ *   gamma >= 0, beta_c >= 0        the copyright weight and the L_1 guard
+ * Every value must be finite. */
+typedef struct asec_copyright_problem {
+    unsigned int version; /* ASEC_COPYRIGHT_PROBLEM_VERSION */
+    asec_copyright_family family;
+    asec_mat a;
+    const double *b;
+    const double *w;
+    asec_mat a1;
+    const double *b1;
+    asec_mat a2;
+    const double *b2;
+    double gamma;
+    double beta_c;
+} asec_copyright_problem;
+
+#define ASEC_COPYRIGHT_PROBLEM_VERSION 1
+#define ASEC_COPYRIGHT_PROBLEM_INIT                                                    \
+    { ASEC_COPYRIGHT_PROBLEM_VERSION, ASEC_COPYRIGHT_SOFTMAX, {0, 0, 0, NULL}, NULL,    \
+      NULL, {0, 0, 0, NULL}, NULL, {0, 0, 0, NULL}, NULL, 0.0, 0.0 }
+
+/* Check a problem: version, shapes (ASEC_EBADLEN), gamma < 0, beta_c < 0,
+ * n or d zero, gamma > 0 with n1 == 0, NULL vectors (ASEC_EINVAL), any
+ * non-finite entry (ASEC_ENUMERIC, naming the array and index).
+ * Allocates nothing. */
+ASEC_API int asec_copyright_problem_check(const asec_copyright_problem *p)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1);
+
+/* The loss terms at x (d). */
+typedef struct asec_copyright_losses {
+    double l;     /* L(A, b; x), all rows */
+    double l1;    /* L(A1, b1; x); NaN when n1 == 0 */
+    double l2;    /* L(A2, b2; x); NaN when n2 == 0 */
+    double l_reg; /* 0.5 ||diag(w) A x||^2 (0 when w is NULL) */
+    double l_cpr; /* L + gamma / L_1 + L_reg (L + L_reg when gamma == 0) */
+    double tau;   /* L_1/n1 - L_2/n2; NaN unless n1 > 0 and n2 > 0 */
+} asec_copyright_losses;
+
+/* Evaluate the losses, and optionally grad L_cpr (d) and Hess L_cpr
+ * (d x d, both triangles).  grad and hess may be NULL; they must not
+ * alias x.  Returns ASEC_OK, the asec_copyright_problem_check() errors,
+ * ASEC_EBADLEN (hess not d x d), ASEC_ENUMERIC (a loss or derivative is
+ * not finite, e.g. exp overflow, or L_1 == 0 with gamma > 0) or
+ * ASEC_ENOMEM.  Allocates O((n + n1 + n2) + n d) scratch, freed before
+ * returning. */
+ASEC_API int asec_copyright_eval(asec_copyright_losses *out, double *grad, asec_mat *hess,
+                                 const asec_copyright_problem *p, const double *x)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 4, 5);
+
+/* out (d) = Hess L_cpr(x) v in O(nnz(A) + nnz(A1)) without forming the
+ * Hessian (MATH.md §2.3, "Hessian-vector product").  out must not alias
+ * x or v.  Errors as asec_copyright_eval().  Allocates O(n + n1)
+ * scratch, freed before returning. */
+ASEC_API int asec_copyright_hvp(double *out, const asec_copyright_problem *p,
+                                const double *x, const double *v)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 3, 4);
+
+/* The curvature matrix C(z) (n x n) of family at z (n) with targets b (n),
+ * so that Hess L = A^T C A (for SOFTMAX this is B(x) of MATH.md §2.3).
+ * Returns ASEC_OK, ASEC_EINVAL (bad family, n == 0), ASEC_EBADLEN (out not
+ * n x n), ASEC_ENUMERIC or ASEC_ENOMEM.  Allocates O(n) scratch. */
+ASEC_API int asec_copyright_curvature(asec_mat *out, asec_copyright_family family,
+                                      const double *z, const double *b, size_t n)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 3, 4);
+
+/* ------------------------------------------------------------------ solvers */
+
+typedef enum asec_copyright_method {
+    ASEC_COPYRIGHT_NEWTON = 0,
+    ASEC_COPYRIGHT_WOODBURY = 1,
+    ASEC_COPYRIGHT_CG = 2,
+    ASEC_COPYRIGHT_SKETCH = 3
+} asec_copyright_method;
+
+/* "newton", "woodbury", "cg", "sketch"; "?" for a bad value. */
+ASEC_API const char *asec_copyright_method_name(asec_copyright_method m);
+ASEC_API int asec_copyright_method_parse(asec_copyright_method *out, const char *name)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2);
+
+/* Solver options.  Start from ASEC_COPYRIGHT_OPTIONS_INIT. */
+typedef struct asec_copyright_options {
+    unsigned int version;         /* ASEC_COPYRIGHT_OPTIONS_VERSION */
+    asec_copyright_method method; /* default NEWTON */
+    size_t max_iter;              /* Newton steps; default 100 */
+    double tol_grad;              /* stop when ||grad|| <= tol_grad; 1e-10 */
+    double tol_rel_loss;          /* stop when the loss decrease of a step is
+                                     <= tol_rel_loss |loss|; 1e-14 */
+    int armijo;                   /* 1: Armijo backtracking (c1 = 1e-4,
+                                     halving); 0: full steps, backtracking
+                                     only for the beta_c guard */
+    size_t max_backtrack;         /* halvings before the step is declared
+                                     stalled; default 60 */
+    double cg_rtol;               /* CG: stop at ||r|| <= cg_rtol ||g||; 1e-10 */
+    size_t cg_max_iter;           /* CG iterations per step; 0: 10 d */
+    double sketch_eps;            /* SKETCH: target eps0 in (0, 1); 0.05 */
+    double sketch_c;              /* oversampling constant c > 0; 3 */
+    double sketch_delta;          /* failure probability in (0, 1); 0.01 */
+    int measure;                  /* 1: record lambda_min/max of the exact
+                                     Hessian, the empirical Lipschitz
+                                     constant and (SKETCH) the achieved
+                                     factor at every iterate; costs
+                                     O(n d^2 + d^3) per iterate */
+} asec_copyright_options;
+
+#define ASEC_COPYRIGHT_OPTIONS_VERSION 1
+#define ASEC_COPYRIGHT_OPTIONS_INIT                                                    \
+    { ASEC_COPYRIGHT_OPTIONS_VERSION, ASEC_COPYRIGHT_NEWTON, 100, 1e-10, 1e-14, 1, 60,  \
+      1e-10, 0, 0.05, 3.0, 0.01, 1 }
+
+/* Why a solver stopped (asec_copyright_solver_status). */
+typedef enum asec_copyright_status {
+    ASEC_COPYRIGHT_RUNNING = 0,
+    ASEC_COPYRIGHT_CONVERGED_GRAD = 1, /* ||grad|| <= tol_grad */
+    ASEC_COPYRIGHT_CONVERGED_LOSS = 2, /* relative decrease <= tol_rel_loss */
+    ASEC_COPYRIGHT_MAX_ITER = 3,       /* max_iter steps taken */
+    ASEC_COPYRIGHT_STALLED = 4         /* no acceptable step within
+                                          max_backtrack halvings */
+} asec_copyright_status;
+
+/* "running", "converged-grad", "converged-loss", "max-iter", "stalled". */
+ASEC_API const char *asec_copyright_status_name(asec_copyright_status s);
+
+/* What the solver recorded at iterate x_t (and the step taken from it). */
+typedef struct asec_copyright_iterate {
+    size_t iter;          /* t */
+    asec_copyright_losses losses;
+    double grad_norm;     /* ||grad L_cpr(x_t)||_2 */
+    double lambda_min;    /* extreme eigenvalues of the exact Hessian at */
+    double lambda_max;    /*   x_t; NaN unless options.measure */
+    double lipschitz;     /* ||H(x_t) - H(x_{t-1})|| / ||x_t - x_{t-1}||;
+                             NaN at t = 0 or unless options.measure */
+    double step;          /* accepted step length alpha; 0 if no step */
+    double step_norm;     /* ||x_{t+1} - x_t||; 0 if no step */
+    size_t backtracks;    /* halvings before acceptance */
+    size_t cg_iters;      /* CG: iterations of this step; else 0 */
+    size_t sketch_rows;   /* SKETCH: rows kept by the sampler; else 0 */
+    double sketch_lo;     /* SKETCH with measure: extreme generalised */
+    double sketch_hi;     /*   eigenvalues of (A^T D~ A, A^T D A), the
+                             sampled block against its exact value;
+                             the achieved factor is max(1 - lo, hi - 1) */
+    double hess_lo;       /* the same for (H~, H), the whole approximate */
+    double hess_hi;       /*   Hessian against the exact one */
+} asec_copyright_iterate;
+
+typedef struct asec_copyright_solver asec_copyright_solver;
+
+/* Start a solver at x0 (d).  p, opts and rng are borrowed and must
+ * outlive the solver; rng (a seeded or secure stream) is needed by SKETCH
+ * only and may be NULL otherwise.  opts NULL means the defaults.
+ * *out is owned by the caller and freed with asec_copyright_solver_free().
+ * Returns ASEC_OK, the asec_copyright_problem_check() errors, ASEC_EINVAL
+ * (options out of range or of another version, SKETCH without rng),
+ * ASEC_ENUMERIC (L_1(x0) < beta_c, or the loss at x0 is not finite) or
+ * ASEC_ENOMEM.  Allocates O(n d + d^2) workspace. */
+ASEC_API int asec_copyright_solver_alloc(asec_copyright_solver **out,
+                                         const asec_copyright_problem *p,
+                                         const asec_copyright_options *opts,
+                                         const double *x0, asec_rng *rng)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 4);
+
+ASEC_API void asec_copyright_solver_free(asec_copyright_solver *s); /* NULL: no-op */
+
+/* One Newton step: evaluate and record x_t, test convergence, compute the
+ * direction, line-search, move.  When the solver has stopped (status not
+ * RUNNING) this only returns ASEC_OK.  "Not converged" and "stalled" are
+ * statuses, not errors.  Returns ASEC_OK, ASEC_ENUMERIC (the Hessian or
+ * K (WOODBURY) or H~ (SKETCH) is not positive definite, the sampler's
+ * diagonal has a negative entry, a non-finite value; the message names
+ * the iterate) or ASEC_ENOMEM.  After an error the solver keeps its last
+ * accepted iterate and may only be freed or queried. */
+ASEC_API int asec_copyright_solver_iterate(asec_copyright_solver *s)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1);
+
+/* Iterate until the status is not RUNNING; errors as above. */
+ASEC_API int asec_copyright_solver_run(asec_copyright_solver *s)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1);
+
+ASEC_API asec_copyright_status asec_copyright_solver_status(const asec_copyright_solver *s)
+    ASEC_NONNULL(1);
+
+/* The current iterate (d doubles, owned by the solver; valid until the
+ * next iterate call or free). */
+ASEC_API const double *asec_copyright_solver_x(const asec_copyright_solver *s)
+    ASEC_NONNULL(1);
+
+/* Number of records (iterates evaluated so far), and record t.  Minimum
+ * L_1 along the path is the smallest losses.l1 of the records.
+ * asec_copyright_solver_record returns ASEC_EINVAL for t >= count. */
+ASEC_API size_t asec_copyright_solver_count(const asec_copyright_solver *s)
+    ASEC_NONNULL(1);
+ASEC_API int asec_copyright_solver_record(const asec_copyright_solver *s, size_t t,
+                                          asec_copyright_iterate *out)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 3);
+
+ASEC_END_DECLS
+
+#endif /* ATTNSEC_COPYRIGHT_H */
