@@ -10,6 +10,16 @@ BENCH_PROGS += %reldir%/bench_mat
 %canon_reldir%_bench_mat_LDADD = $(BENCH_LIBS)
 CLEANFILES += %reldir%/bench_mat$(EXEEXT)
 
+
+
+EXTRA_PROGRAMS += %reldir%/bench_engine
+BENCH_PROGS += %reldir%/bench_engine
+%canon_reldir%_bench_engine_SOURCES = %reldir%/bench_engine.c
+%canon_reldir%_bench_engine_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_SRCDIR=\"$(abs_top_srcdir)\"
+%canon_reldir%_bench_engine_LDADD = $(BENCH_LIBS)
+CLEANFILES += %reldir%/bench_engine$(EXEEXT)
+EXTRA_DIST += %reldir%/torch_engine.py
+
 bench: $(BENCH_PROGS)
 	@for b in $(BENCH_PROGS); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 ./$$b || exit 1; done
 .PHONY: bench

@@ -42,5 +42,31 @@ EXTRA_DIST += \
 	%reldir%/fixtures/safetensors/all_dtypes.safetensors \
 	%reldir%/fixtures/safetensors/no_tensors.safetensors \
 	%reldir%/fixtures/safetensors/single_f64.safetensors
-EXTRA_DIST +=
+EXTRA_DIST += \
+	%reldir%/gen/make_engine_fixtures.py \
+	%reldir%/gen/make_digits.py \
+	%reldir%/gen/make_text.py \
+	%reldir%/fixtures/engine/attnblock_l1_h1_b4_hard_sin.safetensors \
+	%reldir%/fixtures/engine/attnblock_l2_h4_causal_b1_soft_cls.safetensors \
+	%reldir%/fixtures/engine/regression_b1.safetensors \
+	%reldir%/fixtures/engine/regression_causal_b4.safetensors \
+	%reldir%/fixtures/engine/text_l1_h4_causal_b4_hard_tokens.safetensors \
+	%reldir%/fixtures/engine/text_l2_h1_b1_soft_emb.safetensors \
+	%reldir%/fixtures/engine/text_l2_h4_causal_b4_soft_tokens.safetensors \
+	%reldir%/fixtures/engine/vit_l1_h1_b1_hard.safetensors \
+	%reldir%/fixtures/engine/vit_l2_h4_b4_soft_cls.safetensors
 
+# The shipped datasets, installed for attnsec data / attnsec model eval
+# (ATTNSEC_DATADIR overrides the location; attnsec-data(1)).
+asecdigitsdir = $(pkgdatadir)/datasets/digits
+dist_asecdigits_DATA = \
+	%reldir%/digits/train_images.npy \
+	%reldir%/digits/train_labels.npy \
+	%reldir%/digits/test_images.npy \
+	%reldir%/digits/test_labels.npy
+asectextdir = $(pkgdatadir)/datasets/text
+dist_asectext_DATA = \
+	%reldir%/text/train_tokens.npy \
+	%reldir%/text/test_tokens.npy \
+	%reldir%/text/vocab.txt \
+	%reldir%/text/kjv.txt

@@ -11,4 +11,9 @@ dist_man_MANS += \
 	%reldir%/attnsec-inspect.1 \
 	%reldir%/attnsec-formats.5 \
 	%reldir%/asec_io.3
-dist_man_MANS +=
+dist_man_MANS += \
+	%reldir%/asec_attn.3 \
+	%reldir%/asec_model.3 \
+	%reldir%/asec_data.3 \
+	%reldir%/attnsec-model.1 \
+	%reldir%/attnsec-data.1

@@ -8,6 +8,11 @@ lib_LTLIBRARIES += %reldir%/libattnsec.la
 	%reldir%/rng.c \
 	%reldir%/mat.c \
 	%reldir%/vec.c \
+	%reldir%/attn.c \
+	%reldir%/model.c \
+	%reldir%/model_io.c \
+	%reldir%/model_internal.h \
+	%reldir%/data.c \
 	%reldir%/afile.c \
 	%reldir%/report.c \
 	%reldir%/io_internal.h \
@@ -24,6 +29,9 @@ pkginclude_HEADERS += \
 	%reldir%/attnsec/common.h \
 	%reldir%/attnsec/mat.h \
 	%reldir%/attnsec/vec.h \
+	%reldir%/attnsec/attn.h \
+	%reldir%/attnsec/model.h \
+	%reldir%/attnsec/data.h \
 	%reldir%/attnsec/rng.h \
 	%reldir%/attnsec/afile.h \
 	%reldir%/attnsec/report.h \
@@ -39,6 +47,9 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/commands.h \
 	%reldir%/cli/attnsec.c \
 	%reldir%/cli/cmd_inspect.c \
+	%reldir%/cli/cmd_model.c \
+	%reldir%/cli/cmd_data.c \
 	%reldir%/cli/cmd_defend.c
 %canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_cli_attnsec_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_PKGDATADIR=\"$(pkgdatadir)\"
 %canon_reldir%_cli_attnsec_LDADD = %reldir%/libattnsec.la $(DEPS_LIBS)

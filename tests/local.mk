@@ -25,6 +25,8 @@ ASEC_CHECK_PROGS = \
 	%reldir%/check_rng \
 	%reldir%/check_mat \
 	%reldir%/check_report \
+	%reldir%/check_attn \
+	%reldir%/check_model \
 	%reldir%/check_copyright \
 	%reldir%/check_io
 check_PROGRAMS += $(ASEC_CHECK_PROGS)
@@ -60,7 +62,15 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_report_CFLAGS = $(TEST_CFLAGS) $(SODIUM_CFLAGS) $(JANSSON_CFLAGS)
 %canon_reldir%_check_report_LDADD = $(TEST_LIBS) $(SODIUM_LIBS) $(JANSSON_LIBS)
 
+%canon_reldir%_check_attn_SOURCES = %reldir%/check_attn.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_attn_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_attn_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_attn_LDADD = $(TEST_LIBS)
 
+%canon_reldir%_check_model_SOURCES = %reldir%/check_model.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_model_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_model_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_model_LDADD = $(TEST_LIBS)
 
 
 
@@ -76,7 +86,8 @@ ASEC_SHELL_TESTS = \
 	%reldir%/exports.sh \
 	%reldir%/man-lint.sh \
 	%reldir%/cli/defend.sh \
-	%reldir%/cli/inspect.sh
+	%reldir%/cli/inspect.sh \
+	%reldir%/cli/model.sh
 TESTS += $(ASEC_SHELL_TESTS)
 EXTRA_DIST += $(ASEC_SHELL_TESTS) %reldir%/no-check.sh %reldir%/cli/common.sh
 include %reldir%/malformed/local.mk

@@ -39,6 +39,9 @@
 #include <attnsec/version.h>
 #include <attnsec/mat.h>
 #include <attnsec/vec.h>
+#include <attnsec/attn.h>
+#include <attnsec/model.h>
+#include <attnsec/data.h>
 #include <attnsec/rng.h>
 #include <attnsec/afile.h>
 #include <attnsec/report.h>

@@ -19,6 +19,8 @@ static const struct cli_group groups[] = {
      "run a defense and report what it costs"},
     {"inspect", cmd_inspect, NULL,
      "print the header, shape and dtype of .npy/.safetensors files"},
+    {"model", NULL, cmd_model_methods, "make, describe, differentiate and evaluate models"},
+    {"data", NULL, cmd_data_methods, "the shipped datasets"},
     {NULL, NULL, NULL, NULL}};
 
 static void

@@ -14,4 +14,20 @@ int cmd_defend_copyright(int argc, char **argv);
 /* attnsec inspect FILE...: cmd_inspect.c, attnsec-inspect(1). */
 int cmd_inspect(int argc, char **argv);
 
+/* attnsec model METHOD: cmd_model.c, attnsec-model(1). */
+extern const struct cli_method cmd_model_methods[];
+int cmd_model_init(int argc, char **argv);
+int cmd_model_info(int argc, char **argv);
+int cmd_model_grad(int argc, char **argv);
+int cmd_model_eval(int argc, char **argv);
+
+/* attnsec data METHOD: cmd_data.c, attnsec-data(1). */
+extern const struct cli_method cmd_data_methods[];
+int cmd_data_list(int argc, char **argv);
+int cmd_data_export(int argc, char **argv);
+
+/* The shipped-data directory: $ATTNSEC_DATADIR, else
+ * $(pkgdatadir)/datasets (cmd_model.c). */
+const char *cli_datadir(void);
+
 #endif /* ATTNSEC_COMMANDS_H */

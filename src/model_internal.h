@@ -1,0 +1,103 @@
+/* model_internal.h - NOT installed.  The layout of asec_model, shared by
+ * model.c (passes) and model_io.c (files, architecture JSON). */
+#ifndef ATTNSEC_MODEL_INTERNAL_H
+#define ATTNSEC_MODEL_INTERNAL_H
+
+#include <stddef.h>
+
+#include "attnsec/model.h"
+
+#define ASEC_MODEL_NAME_MAX 64
+
+struct asec_model_tensor_rec {
+    char name[ASEC_MODEL_NAME_MAX];
+    size_t ndim;
+    size_t shape[2];
+    size_t offset;
+    size_t size;
+};
+
+/* Offsets into the flat parameter vector of one block (SIZE_MAX: absent).
+ * For the attention-only block qkvw is Wq, followed by Wk and Wv. */
+struct asec_model_block_off {
+    size_t ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fpw, fpb;
+};
+
+struct asec_model_offsets {
+    size_t wte;                       /* tok_emb.weight (V, C) */
+    size_t wpe;                       /* pos_emb.weight (T, C) */
+    size_t patchw, patchb;            /* patch_emb.weight (C, PD), .bias (C) */
+    size_t cls;                       /* cls_token (C) */
+    size_t lnfw, lnfb;                /* ln_f.weight (C), .bias (C) */
+    size_t headw, headb;              /* head.weight (K, C), .bias (K) */
+    size_t rx, ry;                    /* attn.x (d, d), attn.y (d, d) */
+    struct asec_model_block_off *blk; /* (L) */
+};
+
+/* Cached activations of one layer, for a batch (B, T). */
+struct asec_model_layer_acts {
+    double *ln1, *ln1_mean, *ln1_rstd; /* (B, T, C), (B, T), (B, T) */
+    double *qkv;  /* (B, T, 3C); attn-regression [q | v] (B, T, 2C) */
+    double *att;  /* (B, NH, T, T) probabilities */
+    double *atty; /* (B, T, C) heads concatenated */
+    double *res2; /* (B, T, C) after the attention residual */
+    double *ln2, *ln2_mean, *ln2_rstd; /* (B, T, C), (B, T), (B, T) */
+    double *fch, *fchg;                /* (B, T, H) before and after GELU */
+    double *fcphi;                     /* (B, T, H) Phi(fch), the GELU's cache */
+    double *res3;                      /* (B, T, C) block output */
+};
+
+struct asec_model_acts {
+    double *x0;                        /* (B, T, C) the embedded input */
+    double *patches;                   /* vit: (B, Tp, PD) */
+    double *lnf, *lnf_mean, *lnf_rstd; /* (B, T, C), (B, T), (B, T) */
+    double *pooled;                    /* (B, R, C) */
+    double *logits, *probs;            /* (B, R, K) */
+    double *losses;                    /* (B, R) row cross-entropies */
+};
+
+/* Backward scratch (one set for gradients, one for their tangents). */
+struct asec_model_work {
+    double *dres, *dtmp, *dx0; /* (B, T, C) */
+    double *dqkv;              /* (B, T, 3C) */
+    double *datt;              /* (2, T, T) */
+    double *dh1, *dh2;         /* (B, T, H) */
+    double *dpatch;            /* vit: (B, Tp, PD) */
+    double *dpool;             /* (B, R, C) */
+    double *dlogits;           /* (B, R, K) */
+    double *wrow;              /* (B, R) loss weight of every row */
+    double *lossb;             /* (B) per-example losses */
+};
+
+struct asec_model {
+    asec_model_arch arch;
+    size_t P;
+    double *params; /* (P) */
+    double *grads;  /* (P) */
+    size_t ntensors;
+    struct asec_model_tensor_rec *tensors;
+    struct asec_model_offsets off;
+    /* arenas, grown on demand */
+    double *act, *tact, *work, *twork;
+    size_t cap_act, cap_tact, cap_work, cap_twork;
+    struct asec_model_layer_acts *la, *tla; /* (L) views into act / tact */
+};
+
+/* One pass over a batch. */
+struct asec_model_run {
+    asec_model *m;
+    const asec_model_batch *batch;
+    size_t B, T, R;
+    struct asec_model_acts a, ta;
+    struct asec_model_layer_acts *ta_l; /* tangent layer views or NULL */
+    struct asec_model_work w, tw;
+    double *losses; /* (B) */
+    int tan;
+    const double *tp, *tx, *tsoft; /* tangent directions (NULL: zero) */
+    double *dp;                    /* parameter gradient (P), or (B, P) per example */
+    int per_ex;
+    double *dx, *dsoft;         /* input and soft-label gradients */
+    double *tdp, *tdx, *tdsoft; /* their tangents */
+};
+
+#endif /* ATTNSEC_MODEL_INTERNAL_H */
