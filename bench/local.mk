@@ -11,6 +11,11 @@ BENCH_PROGS += %reldir%/bench_mat
 CLEANFILES += %reldir%/bench_mat$(EXEEXT)
 
 
+EXTRA_PROGRAMS += %reldir%/bench_attn_invert
+BENCH_PROGS += %reldir%/bench_attn_invert
+%canon_reldir%_bench_attn_invert_SOURCES = %reldir%/bench_attn_invert.c
+%canon_reldir%_bench_attn_invert_LDADD = $(BENCH_LIBS)
+CLEANFILES += %reldir%/bench_attn_invert$(EXEEXT)
 
 EXTRA_PROGRAMS += %reldir%/bench_engine
 BENCH_PROGS += %reldir%/bench_engine

@@ -36,7 +36,8 @@ pkginclude_HEADERS += \
 	%reldir%/attnsec/afile.h \
 	%reldir%/attnsec/report.h \
 	%reldir%/attnsec/io.h \
-	%reldir%/attnsec/copyright.h
+	%reldir%/attnsec/copyright.h \
+	%reldir%/attnsec/attn_invert.h
 nodist_pkginclude_HEADERS += %reldir%/attnsec/version.h
 EXTRA_DIST += %reldir%/attnsec.sym %reldir%/attnsec.pc.in %reldir%/attnsec/version.h.in
 
@@ -49,6 +50,7 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_inspect.c \
 	%reldir%/cli/cmd_model.c \
 	%reldir%/cli/cmd_data.c \
+	%reldir%/cli/cmd_attack.c \
 	%reldir%/cli/cmd_defend.c
 %canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_cli_attnsec_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_PKGDATADIR=\"$(pkgdatadir)\"

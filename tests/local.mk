@@ -27,6 +27,7 @@ ASEC_CHECK_PROGS = \
 	%reldir%/check_report \
 	%reldir%/check_attn \
 	%reldir%/check_model \
+	%reldir%/check_attn_invert \
 	%reldir%/check_copyright \
 	%reldir%/check_io
 check_PROGRAMS += $(ASEC_CHECK_PROGS)
@@ -73,6 +74,10 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_model_LDADD = $(TEST_LIBS)
 
 
+%canon_reldir%_check_attn_invert_SOURCES = %reldir%/check_attn_invert.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_attn_invert_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_attn_invert_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_attn_invert_LDADD = $(TEST_LIBS)
 
 TESTS += $(ASEC_CHECK_PROGS)
 else
@@ -85,6 +90,7 @@ ASEC_SHELL_TESTS = \
 	%reldir%/layering.sh \
 	%reldir%/exports.sh \
 	%reldir%/man-lint.sh \
+	%reldir%/cli/attack.sh \
 	%reldir%/cli/defend.sh \
 	%reldir%/cli/inspect.sh \
 	%reldir%/cli/model.sh

@@ -45,6 +45,7 @@
 #include <attnsec/rng.h>
 #include <attnsec/afile.h>
 #include <attnsec/report.h>
+#include <attnsec/attn_invert.h>
 #include <attnsec/io.h>
 #include <attnsec/copyright.h>
 

@@ -15,6 +15,8 @@
 #include "commands.h"
 
 static const struct cli_group groups[] = {
+    {"attack", NULL, cmd_attack_methods,
+     "reconstruct private inputs from what a model released"},
     {"defend", NULL, cmd_defend_methods,
      "run a defense and report what it costs"},
     {"inspect", cmd_inspect, NULL,

@@ -14,6 +14,12 @@ int cmd_defend_copyright(int argc, char **argv);
 /* attnsec inspect FILE...: cmd_inspect.c, attnsec-inspect(1). */
 int cmd_inspect(int argc, char **argv);
 
+/* attnsec attack METHOD: cmd_attack.c, attnsec-attack(1).  The method
+ * table of the group, and one function per method. */
+extern const struct cli_method cmd_attack_methods[];
+int cmd_attack_attn_invert(int argc, char **argv);
+
+
 /* attnsec model METHOD: cmd_model.c, attnsec-model(1). */
 extern const struct cli_method cmd_model_methods[];
 int cmd_model_init(int argc, char **argv);
