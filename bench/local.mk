@@ -28,3 +28,9 @@ EXTRA_DIST += %reldir%/torch_engine.py
 bench: $(BENCH_PROGS)
 	@for b in $(BENCH_PROGS); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 ./$$b || exit 1; done
 .PHONY: bench
+
+EXTRA_PROGRAMS += %reldir%/bench_dlg
+BENCH_PROGS += %reldir%/bench_dlg
+%canon_reldir%_bench_dlg_SOURCES = %reldir%/bench_dlg.c
+%canon_reldir%_bench_dlg_LDADD = $(BENCH_LIBS)
+CLEANFILES += %reldir%/bench_dlg$(EXEEXT)

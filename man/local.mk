@@ -8,6 +8,7 @@ dist_man_MANS += \
 	%reldir%/asec_report.3 \
 	%reldir%/attnsec-attack.1 \
 	%reldir%/asec_attn_invert.3 \
+	%reldir%/asec_dlg.3 \
 	%reldir%/attnsec-defend.1 \
 	%reldir%/asec_copyright.3 \
 	%reldir%/attnsec-inspect.1 \

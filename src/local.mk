@@ -31,6 +31,7 @@ pkginclude_HEADERS += \
 	%reldir%/attnsec/vec.h \
 	%reldir%/attnsec/attn.h \
 	%reldir%/attnsec/model.h \
+	%reldir%/attnsec/dlg.h \
 	%reldir%/attnsec/data.h \
 	%reldir%/attnsec/rng.h \
 	%reldir%/attnsec/afile.h \
@@ -51,6 +52,7 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_model.c \
 	%reldir%/cli/cmd_data.c \
 	%reldir%/cli/cmd_attack.c \
+	%reldir%/cli/cmd_attack_dlg.c \
 	%reldir%/cli/cmd_defend.c
 %canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_cli_attnsec_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_PKGDATADIR=\"$(pkgdatadir)\"

@@ -12,7 +12,9 @@ AM_TESTS_ENVIRONMENT = \
 	ASEC_BUILDDIR='$(abs_top_builddir)'; export ASEC_BUILDDIR; \
 	MANDOC='$(MANDOC)'; export MANDOC; \
 	OPENBLAS_NUM_THREADS=1; export OPENBLAS_NUM_THREADS; \
-	ASEC_LONG_TESTS='$(ASEC_LONG_TESTS)'; export ASEC_LONG_TESTS;
+	ASEC_LONG_TESTS='$(ASEC_LONG_TESTS)'; export ASEC_LONG_TESTS; \
+	ASEC_VALGRIND='$(ASEC_VALGRIND)'; export ASEC_VALGRIND; \
+	if test -n "$$ASEC_VALGRIND"; then ATTNSEC='$(abs_top_srcdir)/tests/attnsec-vg.sh'; fi;
 
 TEST_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_TEST_DATADIR=\"$(abs_top_srcdir)/datasets\" \
 	-DASEC_TEST_SRCDIR=\"$(abs_top_srcdir)/tests\"
@@ -28,9 +30,12 @@ ASEC_CHECK_PROGS = \
 	%reldir%/check_attn \
 	%reldir%/check_model \
 	%reldir%/check_attn_invert \
+	%reldir%/check_dlg \
 	%reldir%/check_copyright \
 	%reldir%/check_io
 check_PROGRAMS += $(ASEC_CHECK_PROGS)
+
+
 
 
 %canon_reldir%_check_io_SOURCES = %reldir%/check_io.c %reldir%/testutil.c %reldir%/testutil.h
@@ -42,6 +47,11 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_core_CPPFLAGS = $(TEST_CPPFLAGS)
 %canon_reldir%_check_core_CFLAGS = $(TEST_CFLAGS)
 %canon_reldir%_check_core_LDADD = $(TEST_LIBS)
+
+%canon_reldir%_check_dlg_SOURCES = %reldir%/check_dlg.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_dlg_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_dlg_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_dlg_LDADD = $(TEST_LIBS)
 
 %canon_reldir%_check_copyright_SOURCES = %reldir%/check_copyright.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_copyright_CPPFLAGS = $(TEST_CPPFLAGS)
@@ -91,6 +101,7 @@ ASEC_SHELL_TESTS = \
 	%reldir%/exports.sh \
 	%reldir%/man-lint.sh \
 	%reldir%/cli/attack.sh \
+	%reldir%/cli/dlg.sh \
 	%reldir%/cli/defend.sh \
 	%reldir%/cli/inspect.sh \
 	%reldir%/cli/model.sh
@@ -104,14 +115,27 @@ include %reldir%/malformed/local.mk
 check-long:
 	$(MAKE) $(AM_MAKEFLAGS) check ASEC_LONG_TESTS=1 CK_TIMEOUT_MULTIPLIER=100
 
-# make check-valgrind: the unit tests under memcheck (zero errors, zero
-# leaks).  CK_FORK=no so Check's fork mode hides nothing; Haswell kernels
-# because valgrind does not emulate AVX-512.
-VALGRIND_FLAGS = --error-exitcode=99 --leak-check=full \
-	--errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible
+# make check-valgrind: the unit tests, the fuzz replays and the CLI tests
+# under memcheck: zero errors and zero bytes definitely, indirectly or
+# possibly lost (tests/valgrind-wrap.sh; third-party suppressions in
+# tests/valgrind.supp).  CK_FORK=no so Check's fork mode hides nothing;
+# OPENBLAS_CORETYPE=Haswell because valgrind does not emulate AVX-512.  Every
+# process writes valgrind-logs/vg.PID.log; a non-empty log fails the target
+# even when a test ignored the status of the command that leaked.
+ASEC_VALGRIND_TESTS = $(ASEC_CHECK_PROGS) $(ASEC_SHELL_TESTS) %reldir%/fuzz/replay.sh
 check-valgrind:
-	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(ASEC_CHECK_PROGS)' CK_FORK=no \
-		OPENBLAS_CORETYPE=Haswell \
-		LOG_COMPILER='$(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS)'
+	rm -rf valgrind-logs
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(ASEC_VALGRIND_TESTS)' CK_FORK=no \
+		OPENBLAS_CORETYPE=Haswell ASEC_VALGRIND=1 \
+		LOG_COMPILER='$(abs_top_srcdir)/tests/valgrind-wrap.sh'
+	@n=`ls valgrind-logs | wc -l`; bad=`find valgrind-logs -name 'vg.*.log' -size +0 | wc -l`; \
+	echo "check-valgrind: $$n processes under memcheck, $$bad with errors or leaks"; \
+	if test "$$bad" -ne 0; then \
+	  find valgrind-logs -name 'vg.*.log' -size +0 -exec sh -c 'echo "== $$1"; head -n 40 "$$1"' sh {} \; ; \
+	  exit 1; fi
+clean-local: clean-valgrind
+clean-valgrind:
+	-rm -rf valgrind-logs
+EXTRA_DIST += %reldir%/valgrind-wrap.sh %reldir%/attnsec-vg.sh %reldir%/valgrind.supp
 
-.PHONY: check-long check-valgrind
+.PHONY: check-long check-valgrind clean-valgrind

@@ -46,6 +46,7 @@
 #include <attnsec/afile.h>
 #include <attnsec/report.h>
 #include <attnsec/attn_invert.h>
+#include <attnsec/dlg.h>
 #include <attnsec/io.h>
 #include <attnsec/copyright.h>
 

@@ -20,6 +20,7 @@
 const struct cli_method cmd_attack_methods[] = {
     {"attn-invert", cmd_attack_attn_invert,
      "reconstruct a layer's inputs from released attention weights"},
+    {"dlg", cmd_attack_dlg, "recover private inputs and labels from a shared gradient"},
     {NULL, NULL, NULL}};
 
 /* ------------------------------------------------------------ attn-invert */

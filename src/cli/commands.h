@@ -18,6 +18,8 @@ int cmd_inspect(int argc, char **argv);
  * table of the group, and one function per method. */
 extern const struct cli_method cmd_attack_methods[];
 int cmd_attack_attn_invert(int argc, char **argv);
+/* cmd_attack_dlg.c: gradient leakage (DLG). */
+int cmd_attack_dlg(int argc, char **argv);
 
 
 /* attnsec model METHOD: cmd_model.c, attnsec-model(1). */
