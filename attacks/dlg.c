@@ -26,7 +26,7 @@
  * and fell by less than a factor LM_STALL_GAIN over the last
  * LM_STALL_WINDOW LM iterations (a spurious minimum: converging starts
  * gain orders of magnitude per iteration). */
-#define LM_STALL_WINDOW 15
+#define LM_STALL_WINDOW 10
 #define LM_STALL_GAIN 1.25
 #define LM_STALL_FLOOR 1e-7
 /* Singular values below this fraction of the largest are treated as zero
@@ -35,6 +35,18 @@
 /* Number of L-BFGS stages when the norm prior is annealed (prior, prior/10,
  * prior/100, 0). */
 #define PRIOR_STAGES 4
+/* Every PRIOR_FREE_EVERY-th start (starts 1, 5, 9, ...) runs without the
+ * norm prior: the prior pulls the tokens towards small norms, and when the
+ * attention part of the gradient is a tiny share of |G| (n = 2: the query
+ * and key gradients have rank 1 and can be 1e-5 of |G|^2) the biased
+ * stages settle in a low-norm spurious minimum that the unbiased loss
+ * keeps. */
+#define PRIOR_FREE_EVERY 4
+/* LM recomputes the exact Jacobian (nz JVPs) at most every LM_EXACT_EVERY
+ * iterations; in between it applies Broyden's rank-1 update
+ * J += ((r' - r) - J s) s^T / |s|^2 after each accepted step s, and a
+ * rejected step with an updated Jacobian triggers an exact one. */
+#define LM_EXACT_EVERY 8
 /* The token span is used only when its r-th singular value exceeds this
  * fraction of the largest (else the span estimate is unreliable). */
 #define SPAN_RCOND 1e-6
@@ -605,14 +617,42 @@ project_box(struct ctx *c, double *z)
             z[i] = fmin(fmax(z[i], o->box_lo), o->box_hi);
 }
 
+/* Broyden's update of jt (nz, P) = J^T for the accepted step z -> z2 with
+ * residuals r -> r2: J += (r2 - r - J s) s^T / |s|^2, s = z2 - z.  s and js
+ * are workspaces of nz and P doubles. */
+static int
+broyden(struct ctx *c, asec_mat *jt, double *js, double *s, const double *z,
+        const double *z2, const double *r, const double *r2)
+{
+    double ss = 0.0;
+
+    for (size_t i = 0; i < c->nz; i++) {
+        s[i] = z2[i] - z[i];
+        ss += s[i] * s[i];
+    }
+    if (!(ss > 0.0))
+        return ASEC_OK;
+    ASEC_TRY(asec_mat_gemv(js, 1.0, jt, ASEC_TRANS, s, 0.0));
+    for (size_t p = 0; p < c->P; p++)
+        js[p] = (r2[p] - r[p] - js[p]) / ss;
+    for (size_t j = 0; j < c->nz; j++) {
+        double *row = jt->data + j * c->P;
+
+        for (size_t p = 0; p < c->P; p++)
+            row[p] += s[j] * js[p];
+    }
+    return ASEC_OK;
+}
+
 /* Levenberg-Marquardt on the residual: (J^T J + mu D) dz = -J^T r,
  * D = diag(J^T J).  res receives the final success measure. */
 static int
 run_lm(struct ctx *c, double *z, size_t iters, double *res)
 {
     asec_mat jt = asec_mat_view(c->jt, c->nz, c->P), A = {0}, M = {0}, rhs;
-    double *r = c->v, *r2 = c->r2, *z2 = c->z2, *b = NULL, mu = -1.0, scale = 0.0;
-    double cur, f, prev, hist[LM_STALL_WINDOW];
+    double *r = c->v, *r2 = c->r2, *z2 = c->z2, *b = NULL, *js = NULL, mu = -1.0;
+    double cur, f, prev, hist[LM_STALL_WINDOW], scale = 0.0;
+    size_t since = LM_EXACT_EVERY; // iterations since the last exact Jacobian
     int rc;
 
     ASEC_TRY(eval_res(c, &cur, r, z));
@@ -624,17 +664,22 @@ run_lm(struct ctx *c, double *z, size_t iters, double *res)
     if (rc == ASEC_OK)
         rc = asec_mat_alloc(&M, c->nz, c->nz);
     b = asec__malloc(c->nz * sizeof(double));
-    if (rc != ASEC_OK || b == NULL)
+    js = asec__malloc(c->P * sizeof(double));
+    if (rc != ASEC_OK || b == NULL || js == NULL)
         ASEC_FAIL_GOTO(fail, rc, ASEC_ENOMEM, "no memory for the %zu x %zu LM system",
                        c->nz, c->nz);
     f = 0.5 * cur * cur;
     prev = cur;
     for (size_t it = 0; it < iters; it++) {
-        int accepted = 0;
+        int accepted = 0, exact = since >= LM_EXACT_EVERY;
 
-        rc = jacobian(c, c->o->loss);
-        if (rc != ASEC_OK)
-            goto fail;
+        if (exact) {
+            rc = jacobian(c, c->o->loss);
+            if (rc != ASEC_OK)
+                goto fail;
+            since = 0;
+        }
+        since++;
         c->lm_iters++;
         rc = asec_mat_syrk(&A, 1.0, &jt, ASEC_NOTRANS, 0.0);
         if (rc == ASEC_OK)
@@ -667,17 +712,28 @@ run_lm(struct ctx *c, double *z, size_t iters, double *res)
             if (rc != ASEC_OK && rc != ASEC_ENUMERIC)
                 goto fail;
             if (rc == ASEC_OK && 0.5 * cur2 * cur2 < f) {
+                rc = broyden(c, &jt, js, b, z, z2, r, r2);
+                if (rc != ASEC_OK)
+                    goto fail;
                 memcpy(z, z2, c->nz * sizeof(double));
                 memcpy(r, r2, c->P * sizeof(double));
                 f = 0.5 * cur2 * cur2;
                 cur = cur2;
                 mu = fmax(mu / 3.0, 1e-15);
                 accepted = 1;
+            } else if (!exact) {
+                break; // an updated Jacobian misled the step: recompute it
             } else {
                 mu *= 4.0;
             }
         }
         rc = ASEC_OK;
+        if (!accepted && !exact) {
+            since = LM_EXACT_EVERY;
+            c->lm_iters--;
+            it--; // the iteration is redone with the exact Jacobian
+            continue;
+        }
         // past tol, polish while each step still gains a factor 2
         if (!accepted || (cur <= c->o->tol && cur > 0.5 * prev) || cur <= 1e-16)
             break;
@@ -695,6 +751,7 @@ fail:
     asec_mat_free(&A);
     asec_mat_free(&M);
     asec__free(b);
+    asec__free(js);
     *res = cur;
     return rc;
 }
@@ -926,11 +983,14 @@ asec_dlg_attack(asec_dlg_result **res, asec_model *m, const asec_dlg_problem *pb
 
     for (size_t s = 0; s < o->restarts; s++) {
         double cur = INFINITY;
-        size_t stages = o->prior > 0.0 ? PRIOR_STAGES : 1;
+        size_t stages = o->prior > 0.0 && s % PRIOR_FREE_EVERY != 1 ? PRIOR_STAGES : 1;
+        // a token x = U z of a start has the norm of a full-space start
+        // (|x|^2 ~ C init_std^2): z ~ N(0, (C / r) init_std^2)
+        double zs = c.r > 0 ? sqrt((double)c.C / (double)c.r) : 1.0;
 
         c.status = ASEC_OK;
         for (size_t i = 0; i < c.nz; i++)
-            z[i] = o->init_std * asec_rng_normal(rng);
+            z[i] = (i < c.nzin ? zs : 1.0) * o->init_std * asec_rng_normal(rng);
         if (o->box_lo < o->box_hi && c.r == 0)
             for (size_t i = 0; i < c.nzin; i++)
                 z[i] = o->box_lo + (o->box_hi - o->box_lo) * asec_rng_uniform(rng);

@@ -82,7 +82,8 @@ EXTRA_DIST += \
 	%reldir%/fixtures/attn_invert/both_values_jac.npy \
 	%reldir%/fixtures/attn_invert/both_values_dir.npy \
 	%reldir%/fixtures/attn_invert/both_values_hvp.npy
-EXTRA_DIST +=
+EXTRA_DIST += \
+	%reldir%/gen/zcdp_epsilon.py
 EXTRA_DIST += \
 	%reldir%/gen/make_copyright_fixtures.py \
 	%reldir%/fixtures/copyright/A.npy \
@@ -149,3 +150,26 @@ dist_asectext_DATA = \
 	%reldir%/text/test_tokens.npy \
 	%reldir%/text/vocab.txt \
 	%reldir%/text/kjv.txt
+EXTRA_DIST += \
+	%reldir%/gen/make_dp_attn_fixtures.py \
+	%reldir%/fixtures/dp_attn/x.npy \
+	%reldir%/fixtures/dp_attn/k.npy \
+	%reldir%/fixtures/dp_attn/v.npy \
+	%reldir%/fixtures/dp_attn/x_nan.npy \
+	%reldir%/fixtures/dp_attn/notpsd.npy
+EXTRA_DIST += \
+	%reldir%/fixtures/acct/README.md \
+	%reldir%/fixtures/acct/dpsgd.json \
+	%reldir%/fixtures/acct/mixed.json \
+	%reldir%/fixtures/acct/bad-syntax.json \
+	%reldir%/fixtures/acct/bad-type.json \
+	%reldir%/fixtures/acct/bad-field.json \
+	%reldir%/fixtures/acct/bad-count.json \
+	%reldir%/fixtures/acct/bad-duplicate.json \
+	%reldir%/fixtures/acct/bad-key.json \
+	%reldir%/fixtures/acct/bad-sampled.json \
+	%reldir%/fixtures/acct/bad-q.json \
+	%reldir%/fixtures/acct/bad-sigma.json \
+	%reldir%/fixtures/acct/bad-top.json \
+	%reldir%/fixtures/acct/bad-deep.json \
+	%reldir%/fixtures/acct/bad-overflow.json

@@ -2,6 +2,8 @@
 # convenience library below, which is linked into src/libattnsec.la.
 noinst_LTLIBRARIES += %reldir%/libasec_defenses.la
 %canon_reldir%_libasec_defenses_la_SOURCES = \
-	%reldir%/copyright.c
+	%reldir%/copyright.c \
+	%reldir%/dp_attn.c \
+	%reldir%/dpsgd.c
 %canon_reldir%_libasec_defenses_la_CFLAGS = $(AM_CFLAGS) $(VISIBILITY_CFLAGS) $(DEPS_CFLAGS)
 ATTNSEC_MODULE_LIBS += %reldir%/libasec_defenses.la

@@ -1024,6 +1024,8 @@ fwd_transformer_block(struct asec_model_run *r, size_t l, const double *xin,
                                       C, 3 * C));
     // atty (B, T, C) = heads of softmax(q k^T / sqrt(HS)) v, concatenated
     ASEC_TRY(asec_attn_forward(x->atty, x->att, x->qkv, B, T, C, NH, A->causal));
+    if (r->hook != NULL)
+        ASEC_TRY(r->hook(r->hook_ctx, l, x->atty, x->att, x->qkv, B, T, C, NH));
     // res2 = x + atty @ Wproj^T + bproj
     ASEC_TRY(asec_attn_linear_forward(x->res2, x->atty, PRM(r, o->projw),
                                       PRM(r, o->projb), N, C, C));
@@ -1077,6 +1079,8 @@ fwd_attn_block(struct asec_model_run *r, size_t l, const double *xin, const doub
     ASEC_TRY(
         asec_attn_linear_forward(x->qkv, xin, PRM(r, o->qkvw), NULL, B * T, C, 3 * C));
     ASEC_TRY(asec_attn_forward(x->atty, x->att, x->qkv, B, T, C, A->heads, A->causal));
+    if (r->hook != NULL)
+        ASEC_TRY(r->hook(r->hook_ctx, l, x->atty, x->att, x->qkv, B, T, C, A->heads));
     if (!r->tan)
         return ASEC_OK;
     ASEC_TRY(asec_attn_linear_forward_tangent(r->ta_l[l].qkv, xin, txin, PRM(r, o->qkvw),
@@ -1686,12 +1690,23 @@ int
 asec_model_forward(asec_model *m, double *loss, double *losses, double *out,
                    const asec_model_batch *b)
 {
+    return asec_model_forward_hook(m, loss, losses, out, b, NULL, NULL);
+}
+
+int
+asec_model_forward_hook(asec_model *m, double *loss, double *losses, double *out,
+                        const asec_model_batch *b, asec_model_attn_hook hook, void *ctx)
+{
     struct asec_model_run r;
     int targets = b->labels != NULL || b->soft != NULL;
 
     if ((loss != NULL || losses != NULL) && !targets)
         ASEC_FAIL(ASEC_EINVAL, "a loss needs labels (or targets)");
+    if (hook != NULL && m->arch.kind == ASEC_MODEL_ATTN_REGRESSION)
+        ASEC_FAIL(ASEC_EINVAL, "attention hooks need an attn-block, vit or text model");
     ASEC_TRY(run_init(m, b, 0, 0, &r));
+    r.hook = hook;
+    r.hook_ctx = ctx;
     ASEC_TRY(forward(&r));
     if (targets) {
         if (loss != NULL)

@@ -98,6 +98,8 @@ struct asec_model_run {
     int per_ex;
     double *dx, *dsoft;         /* input and soft-label gradients */
     double *tdp, *tdx, *tdsoft; /* their tangents */
+    asec_model_attn_hook hook;  /* asec_model_forward_hook(), else NULL */
+    void *hook_ctx;
 };
 
 #endif /* ATTNSEC_MODEL_INTERNAL_H */

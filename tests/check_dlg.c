@@ -2,6 +2,7 @@
  *
  * TCases: core (exact recovery of the ATTACKS.md section 7.1 instances
  * n = 2, 4 for seeds 0-4 and n = 8 for seed 0, attention regression,
+ * the default ViT on shipped digits with the [0, 1] box,
  * iDLG labels, the token-span leak, joint labels), gradcheck (the exact
  * matching-loss gradient, Euclidean and cosine, inputs and soft labels,
  * against central differences; the LM residual), reference (Hungarian
@@ -121,22 +122,89 @@ END_TEST
 
 START_TEST(test_recover_n8_cos)
 {
-    /* n = 8, seed 0 (where vanilla DLG fails) with the Euclidean loss;
-     * n = 4 with the cosine loss. */
-    size_t n = _i ? 4 : 8;
-    struct inst in;
+    /* _i = 0: n = 8 (where vanilla DLG fails 5/5), seeds 0-4, Euclidean
+     * loss: at least 4 of 5 recovered (the issue's acceptance; a start
+     * succeeds with probability about 0.1, so 64 starts miss an instance
+     * only when its basin is unusually small).  _i = 1: n = 4 with the
+     * cosine loss. */
+    size_t n = _i ? 4 : 8, ok = 0, ninst = _i ? 1 : 5;
+
+    for (size_t k = 0; k < ninst; k++) {
+        struct inst in;
+        asec_dlg_options o;
+        asec_dlg_result *res;
+        double raw, mt;
+
+        inst_make(&in, ASEC_MODEL_ATTN_BLOCK, n, 16, (uint64_t)k);
+        asec_dlg_options_default(&o);
+        o.loss = _i ? ASEC_DLG_COS : ASEC_DLG_EUCLID;
+        o.diagnostics = 0;
+        res = attack(&in, &o, 0, (uint64_t)k);
+        ck_assert_int_eq(asec_dlg_rel_error(&raw, &mt, NULL, res->x, in.x, 1, n, 16),
+                         ASEC_OK);
+        ok += mt <= 1e-10;
+        asec_dlg_result_free(res);
+        inst_free(&in);
+    }
+    ck_assert_msg(ok + (ninst > 1) >= ninst, "n = %zu: %zu of %zu recovered", n, ok, ninst);
+}
+END_TEST
+
+START_TEST(test_recover_vit)
+{
+    /* The default ViT (seeded weights) on shipped digits test images,
+     * B = 1, box [0, 1], iDLG label: exact recovery (PSNR far above the
+     * 30 dB goal) from at most 2 starts. */
+    asec_model_arch a;
+    asec_model *m;
+    asec_rng *r;
+    asec_data *d;
     asec_dlg_options o;
     asec_dlg_result *res;
-    double raw, mt;
+    size_t idx = (size_t)_i * 97, P;
+    double *g, raw;
+    int64_t y;
 
-    inst_make(&in, ASEC_MODEL_ATTN_BLOCK, n, 16, 0);
+    ck_assert_int_eq(asec_model_arch_default(&a, ASEC_MODEL_VIT), ASEC_OK);
+    ck_assert_int_eq(asec_model_alloc(&m, &a), ASEC_OK);
+    ck_assert_int_eq(asec_rng_alloc_seeded(&r, (uint64_t)_i, "check_dlg vit"), ASEC_OK);
+    asec_model_init_params(m, r);
+    ck_assert_int_eq(asec_data_load(&d, ASEC_TEST_DATADIR, "digits", "test"), ASEC_OK);
+    P = asec_model_param_count(m);
+    g = malloc(P * sizeof(double));
+    ck_assert_ptr_nonnull(g);
+    y = d->labels[idx];
+    {
+        asec_model_batch b = {1, 0, d->images + idx * 64, NULL, &y, NULL};
+        asec_model_vec gv = {g, NULL, NULL};
+
+        ck_assert_int_eq(asec_model_grad(m, NULL, &gv, &b), ASEC_OK);
+    }
     asec_dlg_options_default(&o);
-    o.loss = _i ? ASEC_DLG_COS : ASEC_DLG_EUCLID;
-    res = attack(&in, &o, 0, 0);
-    ck_assert_int_eq(asec_dlg_rel_error(&raw, &mt, NULL, res->x, in.x, 1, n, 16), ASEC_OK);
-    ck_assert_msg(mt <= 1e-10, "matched error %g", mt);
+    o.restarts = 2;
+    o.box_lo = 0.0;
+    o.box_hi = 1.0;
+    o.diagnostics = 0;
+    {
+        asec_dlg_problem pb = {1, 0, g, NULL, NULL, NULL};
+
+        ck_assert_int_eq(asec_dlg_attack(&res, m, &pb, &o, r), ASEC_OK);
+    }
+    ck_assert_int_eq(res->label_mode, ASEC_DLG_LABELS_IDLG);
+    ck_assert_int_eq(res->labels[0], y);
+    ck_assert_int_eq(res->span_rank, 0);
+    ck_assert_int_eq(res->unknowns, 64);
+    for (size_t i = 0; i < 64; i++)
+        ck_assert(res->x[i] >= 0.0 && res->x[i] <= 1.0);
+    ck_assert_int_eq(asec_dlg_rel_error(&raw, NULL, NULL, res->x, d->images + idx * 64,
+                                        1, 64, 1), ASEC_OK);
+    ck_assert_msg(raw <= 1e-10, "image %zu: relative error %g", idx, raw);
+    ck_assert(asec_dlg_psnr(res->x, d->images + idx * 64, 64, 1.0) >= 30.0);
     asec_dlg_result_free(res);
-    inst_free(&in);
+    free(g);
+    asec_data_free(d);
+    asec_rng_free(r);
+    asec_model_free(m);
 }
 END_TEST
 
@@ -668,6 +736,7 @@ dlg_suite(void)
     tcase_add_loop_test(tc, test_recover_small, 0, 10);
     tcase_add_loop_test(tc, test_recover_n8_cos, 0, 2);
     tcase_add_test(tc, test_recover_regression);
+    tcase_add_loop_test(tc, test_recover_vit, 0, 2);
     tcase_add_test(tc, test_span_and_idlg);
     tcase_add_test(tc, test_joint_labels_batch);
     suite_add_tcase(s, tc);

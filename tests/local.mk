@@ -29,14 +29,34 @@ ASEC_CHECK_PROGS = \
 	%reldir%/check_report \
 	%reldir%/check_attn \
 	%reldir%/check_model \
+	%reldir%/check_noise \
 	%reldir%/check_attn_invert \
 	%reldir%/check_dlg \
+	%reldir%/check_image \
 	%reldir%/check_copyright \
-	%reldir%/check_io
+	%reldir%/check_io \
+	%reldir%/check_acct \
+	%reldir%/check_dp_attn \
+	%reldir%/check_dpsgd
 check_PROGRAMS += $(ASEC_CHECK_PROGS)
 
+# check_acct compares the accountant with an MPFR evaluation when configure
+# found MPFR (HAVE_MPFR, MPFR_CFLAGS, MPFR_LIBS); without it those
+# comparisons are skipped with a notice.
+%canon_reldir%_check_acct_SOURCES = %reldir%/check_acct.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_acct_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_acct_CFLAGS = $(TEST_CFLAGS) $(MPFR_CFLAGS)
+%canon_reldir%_check_acct_LDADD = $(TEST_LIBS) $(MPFR_LIBS)
 
+%canon_reldir%_check_dp_attn_SOURCES = %reldir%/check_dp_attn.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_dp_attn_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_dp_attn_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_dp_attn_LDADD = $(TEST_LIBS)
 
+%canon_reldir%_check_dpsgd_SOURCES = %reldir%/check_dpsgd.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_dpsgd_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_dpsgd_CFLAGS = $(TEST_CFLAGS)
+%canon_reldir%_check_dpsgd_LDADD = $(TEST_LIBS)
 
 %canon_reldir%_check_io_SOURCES = %reldir%/check_io.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_io_CPPFLAGS = $(TEST_CPPFLAGS)
@@ -52,6 +72,11 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_dlg_CPPFLAGS = $(TEST_CPPFLAGS)
 %canon_reldir%_check_dlg_CFLAGS = $(TEST_CFLAGS)
 %canon_reldir%_check_dlg_LDADD = $(TEST_LIBS)
+
+%canon_reldir%_check_image_SOURCES = %reldir%/check_image.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_image_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_image_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS)
+%canon_reldir%_check_image_LDADD = $(TEST_LIBS) $(PNG_LIBS)
 
 %canon_reldir%_check_copyright_SOURCES = %reldir%/check_copyright.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_copyright_CPPFLAGS = $(TEST_CPPFLAGS)
@@ -83,6 +108,10 @@ check_PROGRAMS += $(ASEC_CHECK_PROGS)
 %canon_reldir%_check_model_CFLAGS = $(TEST_CFLAGS)
 %canon_reldir%_check_model_LDADD = $(TEST_LIBS)
 
+%canon_reldir%_check_noise_SOURCES = %reldir%/check_noise.c %reldir%/testutil.c %reldir%/testutil.h
+%canon_reldir%_check_noise_CPPFLAGS = $(TEST_CPPFLAGS)
+%canon_reldir%_check_noise_CFLAGS = $(TEST_CFLAGS) $(GSL_CFLAGS)
+%canon_reldir%_check_noise_LDADD = $(TEST_LIBS) $(GSL_LIBS)
 
 %canon_reldir%_check_attn_invert_SOURCES = %reldir%/check_attn_invert.c %reldir%/testutil.c %reldir%/testutil.h
 %canon_reldir%_check_attn_invert_CPPFLAGS = $(TEST_CPPFLAGS)
@@ -103,11 +132,17 @@ ASEC_SHELL_TESTS = \
 	%reldir%/cli/attack.sh \
 	%reldir%/cli/dlg.sh \
 	%reldir%/cli/defend.sh \
+	%reldir%/cli/dpsgd.sh \
+	%reldir%/cli/dp_attn.sh \
 	%reldir%/cli/inspect.sh \
-	%reldir%/cli/model.sh
+	%reldir%/cli/release.sh \
+	%reldir%/cli/model.sh \
+	%reldir%/cli/account.sh
 TESTS += $(ASEC_SHELL_TESTS)
 EXTRA_DIST += $(ASEC_SHELL_TESTS) %reldir%/no-check.sh %reldir%/cli/common.sh
 include %reldir%/malformed/local.mk
+include %reldir%/fuzz/local.mk
+include %reldir%/batch/local.mk
 
 # make check-long: the same suite with the long statistical tests enabled
 # (N = 1e8 samples, secure randomness, 1e4 random property checks).  Not run

@@ -47,7 +47,12 @@
 #include <attnsec/report.h>
 #include <attnsec/attn_invert.h>
 #include <attnsec/dlg.h>
+#include <attnsec/image.h>
+#include <attnsec/noise.h>
 #include <attnsec/io.h>
 #include <attnsec/copyright.h>
+#include <attnsec/acct.h>
+#include <attnsec/dp_attn.h>
+#include <attnsec/dpsgd.h>
 
 #endif /* ATTNSEC_ATTNSEC_H */

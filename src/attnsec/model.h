@@ -299,6 +299,33 @@ ASEC_API int asec_model_forward(asec_model *m, double *loss, double *losses, dou
                                 const asec_model_batch *b) ASEC_WARN_UNUSED
     ASEC_NONNULL(1, 5);
 
+/* An attention hook: called by asec_model_forward_hook() for every layer
+ * right after the layer's multi-head attention, with
+ *   out    (B, T, C) the heads' outputs softmax(q k^T / sqrt(HS)) v,
+ *          concatenated; what the rest of the pass uses (may be replaced)
+ *   att    (B, NH, T, T) the attention probabilities (may be replaced;
+ *          the pass itself does not read them again)
+ *   qkv    (B, T, 3C) [q | k | v] per token, head h in columns
+ *          h HS .. (h + 1) HS of each part (HS = C / NH); read only
+ * A hook returns ASEC_OK, or an ASEC_E* status that aborts the pass and
+ * is returned (asec_errmsg() keeps the message of the failing library
+ * call the hook made, if any). */
+typedef int (*asec_model_attn_hook)(void *ctx, size_t layer, double *out, double *att,
+                                    const double *qkv, size_t B, size_t T, size_t C,
+                                    size_t NH);
+
+/* asec_model_forward() with hook (may be NULL: plain forward) called after
+ * each layer's attention, so a layer can be replaced by, for example, a
+ * differentially private release (asec_dp_attn(3)).  ctx is passed
+ * through.  attn-regression models take no hook (ASEC_EINVAL).  After a
+ * hooked pass the cached activations belong to the modified pass; the
+ * next call recomputes them.  Errors as asec_model_forward(), plus the
+ * hook's status. */
+ASEC_API int asec_model_forward_hook(asec_model *m, double *loss, double *losses,
+                                     double *out, const asec_model_batch *b,
+                                     asec_model_attn_hook hook,
+                                     void *ctx) ASEC_WARN_UNUSED ASEC_NONNULL(1, 5);
+
 /* Forward and backward: loss (may be NULL) and the gradient of the mean
  * loss L with respect to the parameters (grad->params, P), the inputs
  * (grad->input) and the soft labels or targets (grad->soft), each

@@ -19,7 +19,9 @@
 #include <time.h>
 
 #include "attnsec/attnsec.h"
+#include "attnsec/data.h"
 #include "attnsec/dlg.h"
+#include "attnsec/image.h"
 #include "attnsec/io.h"
 #include "attnsec/model.h"
 #include "cli.h"
@@ -52,12 +54,14 @@ dlg_help(void)
         "      --truth=FILE        the true inputs (.npy) to score the recovery\n"
         "      --truth-labels=FILE the true labels (.npy) to score label recovery\n"
         "      --vocab=FILE        vocabulary (V, C) .npy: decode tokens by cosine\n"
-        "  -o, --output=DIR        write report.json, x_recovered.npy (and runs.csv)\n"
+        "  -o, --output=DIR        write report.json, runs.csv, x_recovered.npy, and\n"
+        "                            for images recon_grid.png (originals | recovered)\n"
         "      --json              also print the report on standard output\n"
         "Simulation (seeded instances of ATTACKS.md 7.1):\n"
         "      --simulate          generate the model, the private batch and its\n"
         "                            gradient from --seed, then attack\n"
-        "      --kind=KIND         attn-block (default) or attn-regression\n"
+        "      --kind=KIND         attn-block (default), attn-regression, or vit (the\n"
+        "                            default ViT on shipped digits test images)\n"
         "      --channels=D        model width d (default: 16)\n"
         "      --classes=K         classes (default: 4)\n"
         "      --sim-vocab=V       tokens are rows of a random (V, d) vocabulary\n"
@@ -80,7 +84,8 @@ dlg_help(void)
         "      --prior=W           norm prior, annealed to 0 (default: 0.1)\n"
         "      --init-std=S        scale of the random starts (default: 1)\n"
         "      --no-span           do not use the analytic token span\n"
-        "      --box=LO,HI         box constraint for the inputs (images)\n"
+        "      --box=LO,HI         box constraint for the inputs (default for vit:\n"
+        "                            0,1, the digits' range; 'none': no box)\n"
         "      --tol=T             residual that ends the restarts (default: 1e-9)\n"
         "      --success=E         a run succeeds when the matched relative error\n"
         "                            is <= E (default: 1e-10)\n"
@@ -104,7 +109,7 @@ enum {
 
 struct dlg_cfg {
     const char *model, *gradient, *labels, *targets, *truth, *truthl, *vocab, *out;
-    int json, simulate, nospan, relative, verbose, seeded, losses[2], nloss;
+    int json, simulate, nospan, relative, verbose, seeded, losses[2], nloss, boxset;
     asec_model_kind kind;
     size_t B, T, D, K, V, inst;
     double warm, sigma[MAX_SIGMAS], prune, clip, success;
@@ -112,6 +117,7 @@ struct dlg_cfg {
     asec_dlg_noise noise;
     asec_dlg_options o;
     uint64_t seed;
+    asec_data *digits; // --simulate --kind=vit: the shipped digits test split
 };
 
 /* One simulated or loaded instance. */
@@ -209,8 +215,10 @@ simulate(struct dlg_inst *in, const struct dlg_cfg *cf, uint64_t seed)
     memset(in, 0, sizeof *in);
     if ((rc = asec_model_arch_default(&a, cf->kind)) != ASEC_OK)
         return cli_fail(rc);
-    a.channels = cf->D;
-    a.seq_len = cf->T;
+    if (cf->kind != ASEC_MODEL_VIT) {
+        a.channels = cf->D;
+        a.seq_len = cf->T;
+    }
     if (cf->kind == ASEC_MODEL_ATTN_BLOCK)
         a.classes = cf->K;
     if ((rc = asec_model_alloc(&in->m, &a)) != ASEC_OK)
@@ -221,9 +229,9 @@ simulate(struct dlg_inst *in, const struct dlg_cfg *cf, uint64_t seed)
     }
     asec_model_init_params(in->m, r);
     in->B = cf->B;
-    in->T = cf->T;
+    in->T = asec_model_tokens(in->m, cf->kind == ASEC_MODEL_VIT ? 0 : cf->T);
     in->P = asec_model_param_count(in->m);
-    n = in->B * in->T * cf->D;
+    n = in->B * asec_model_input_size(in->m, cf->kind == ASEC_MODEL_VIT ? 0 : cf->T);
     in->nin = n;
     in->x = malloc(n * sizeof(double));
     in->e = malloc(n * sizeof(double));
@@ -249,12 +257,23 @@ simulate(struct dlg_inst *in, const struct dlg_cfg *cf, uint64_t seed)
             memcpy(in->x + i * cf->D, in->vocab + (size_t)in->tok[i] * cf->D,
                    cf->D * sizeof(double));
         }
+    } else if (cf->kind == ASEC_MODEL_VIT) {
+        // B consecutive test images from a seeded position
+        const asec_data *d = cf->digits;
+        size_t HW = d->image_h * d->image_w, first = (size_t)(seed % d->n);
+
+        for (size_t i = 0; i < in->B; i++) {
+            memcpy(in->x + i * HW, d->images + ((first + i) % d->n) * HW,
+                   HW * sizeof(double));
+            in->y[i] = d->labels[(first + i) % d->n];
+        }
     } else {
         asec_rng_normal_fill(r, in->x, n);
     }
     asec_rng_normal_fill(r, in->e, n);
-    for (size_t i = 0; i < in->B; i++)
-        in->y[i] = (int64_t)asec_rng_bounded(r, cf->K);
+    if (cf->kind != ASEC_MODEL_VIT)
+        for (size_t i = 0; i < in->B; i++)
+            in->y[i] = (int64_t)asec_rng_bounded(r, cf->K);
     asec_rng_free(r);
     memset(&b, 0, sizeof b);
     b.B = in->B;
@@ -458,6 +477,10 @@ run_one(struct run *ru, asec_dlg_result **resp, struct dlg_inst *in,
         return rc;
     }
     o.loss = (asec_dlg_loss)loss;
+    if (a->kind == ASEC_MODEL_VIT && !cf->boxset) {
+        o.box_lo = 0.0; // images: the shipped digits' range
+        o.box_hi = 1.0;
+    }
     pb.B = in->B;
     pb.T = in->T;
     pb.grad = g;
@@ -658,18 +681,27 @@ parse_args(struct dlg_cfg *cf, int argc, char **argv)
             cf->seeded = 1;
             break;
         case O_BOX:
+            cf->boxset = 1;
+            if (strcmp(optarg, "none") == 0) {
+                cf->o.box_lo = cf->o.box_hi = 0.0;
+                break;
+            }
             if (sscanf(optarg, "%lf,%lf", &cf->o.box_lo, &cf->o.box_hi) != 2 ||
-                !(cf->o.box_lo < cf->o.box_hi))
-                return cli_usage_error("--box: expected LO,HI with LO < HI, got '%s'", optarg);
+                !(cf->o.box_lo < cf->o.box_hi) || !isfinite(cf->o.box_lo) ||
+                !isfinite(cf->o.box_hi))
+                return cli_usage_error("--box: expected LO,HI with LO < HI or none, got "
+                                       "'%s'", optarg);
             break;
         case O_KIND:
             if (strcmp(optarg, "attn-block") == 0)
                 cf->kind = ASEC_MODEL_ATTN_BLOCK;
             else if (strcmp(optarg, "attn-regression") == 0)
                 cf->kind = ASEC_MODEL_ATTN_REGRESSION;
+            else if (strcmp(optarg, "vit") == 0)
+                cf->kind = ASEC_MODEL_VIT;
             else
-                return cli_usage_error("--kind: expected attn-block or attn-regression, "
-                                       "got '%s'", optarg);
+                return cli_usage_error("--kind: expected attn-block, attn-regression or "
+                                       "vit, got '%s'", optarg);
             break;
         case O_NOISE:
             if (asec_dlg_noise_parse(&cf->noise, optarg) != ASEC_OK)
@@ -721,6 +753,8 @@ parse_args(struct dlg_cfg *cf, int argc, char **argv)
             return cli_usage_error("--simulate makes its own model, gradient and truth");
         if (cf->T == 0)
             cf->T = 8;
+        if (cf->kind == ASEC_MODEL_VIT && cf->V > 0)
+            return cli_usage_error("--sim-vocab applies to token models, not vit");
     } else {
         if (cf->model == NULL || cf->gradient == NULL)
             return cli_usage_error("--model and --gradient are required (or --simulate)");
@@ -771,6 +805,35 @@ write_outputs(const struct dlg_cfg *cf, const struct dlg_inst *in,
     return rc;
 }
 
+/* Append the image tiles of a run to the grid: original | recovered per
+ * image (recovered only without the truth).  Token models add nothing.
+ * The grid holds at most cap runs of B images. */
+static int
+grid_add(double **grid, size_t *ngrid, size_t *gh, size_t *gw, size_t *gcols,
+         const struct dlg_inst *in, const asec_dlg_result *res, size_t cap)
+{
+    const asec_model_arch *a = asec_model_get_arch(in->m);
+    size_t HW = a->image_h * a->image_w, per = in->x != NULL ? 2 : 1;
+
+    if (a->kind != ASEC_MODEL_VIT)
+        return ASEC_OK;
+    if (*grid == NULL) {
+        *grid = malloc(cap * in->B * per * HW * sizeof(double));
+        if (*grid == NULL)
+            return ASEC_ENOMEM;
+        *gh = a->image_h;
+        *gw = a->image_w;
+        *gcols = per;
+    }
+    for (size_t b = 0; b < in->B; b++) {
+        if (in->x != NULL) {
+            memcpy(*grid + (*ngrid)++ * HW, in->x + b * HW, HW * sizeof(double));
+        }
+        memcpy(*grid + (*ngrid)++ * HW, res->x + b * HW, HW * sizeof(double));
+    }
+    return ASEC_OK;
+}
+
 int
 cmd_attack_dlg(int argc, char **argv)
 {
@@ -782,7 +845,8 @@ cmd_attack_dlg(int argc, char **argv)
     int st, rc;
     char path[4096], key[128];
     FILE *csv = NULL;
-    double t0 = now_seconds();
+    double t0 = now_seconds(), *grid = NULL;
+    size_t ngrid = 0, gh = 0, gw = 0, gcols = 1;
 
     st = parse_args(&cf, argc, argv);
     if (st != EXIT_OK)
@@ -821,7 +885,11 @@ cmd_attack_dlg(int argc, char **argv)
         st = cli_fail(ASEC_ENOMEM);
         goto done;
     }
-    snprintf(path, sizeof path, "%s/runs.csv", cf.out);
+    if (cf.simulate && cf.kind == ASEC_MODEL_VIT &&
+        (rc = asec_data_load(&cf.digits, cli_datadir(), "digits", "test")) != ASEC_OK) {
+        st = cli_fail(rc);
+        goto done;
+    }
     REP(asec_report_set_str(rep, "config.mode", cf.simulate ? "simulate" : "gradient"));
     REP(asec_report_set_int(rep, "config.restarts", (long long)cf.o.restarts));
     REP(asec_report_set_int(rep, "config.lbfgs_iters", (long long)cf.o.lbfgs_iters));
@@ -874,6 +942,8 @@ cmd_attack_dlg(int argc, char **argv)
                              rep);
                 if (rc == ASEC_OK && !cf.simulate)
                     rc = write_outputs(&cf, &in, res);
+                if (rc == ASEC_OK)
+                    rc = grid_add(&grid, &ngrid, &gh, &gw, &gcols, &in, res, cap);
                 if (rc != ASEC_OK) {
                     asec_dlg_result_free(res);
                     free(known);
@@ -900,6 +970,21 @@ cmd_attack_dlg(int argc, char **argv)
     }
     if (cli_verbosity > 0)
         cli_progress_end();
+    if (ngrid > 0) {
+        // originals | recovered, one row per attacked image, 8x enlarged
+        char gname[64];
+
+        snprintf(gname, sizeof gname, "recon_grid.%s", asec_image_ext());
+        snprintf(path, sizeof path, "%s/%s", cf.out, gname);
+        rc = asec_image_write_grid(path, grid, ngrid, gh, gw, 0.0, 1.0, ngrid / gcols,
+                                   gcols, 8);
+        REP(asec_report_set_str(rep, "results.image_grid", gname));
+        if (rc != ASEC_OK) {
+            st = cli_fail(rc);
+            goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/runs.csv", cf.out);
 
     // the summary: one row per (sigma, loss)
     {
@@ -926,13 +1011,13 @@ cmd_attack_dlg(int argc, char **argv)
         }
     }
     if (cli_verbosity > 0 || cf.json == 0)
-        printf("%-8s %-6s %-8s %-12s %-8s %-8s %s\n", "sigma", "loss", "success",
-               "med_rel_err", "tok_acc", "labels", "seconds");
+        printf("%-8s %-6s %-8s %-12s %-8s %-8s %-8s %s\n", "sigma", "loss", "success",
+               "med_rel_err", "tok_acc", "labels", "psnr_db", "seconds");
     for (size_t si = 0; si < cf.nsigma; si++)
         for (int li = 0; li < cf.nloss; li++) {
-            double *v = malloc(3 * ninst * sizeof(double)), secs = 0.0;
+            double *v = malloc(4 * ninst * sizeof(double)), secs = 0.0;
             size_t ok = 0, m = 0;
-            double me, mt, ml;
+            double me, mt, ml, mp;
 
             if (v == NULL) {
                 st = cli_fail(ASEC_ENOMEM);
@@ -943,6 +1028,7 @@ cmd_attack_dlg(int argc, char **argv)
                     v[m] = runs[i].matched;
                     v[ninst + m] = runs[i].tok_acc;
                     v[2 * ninst + m] = runs[i].label_acc;
+                    v[3 * ninst + m] = runs[i].psnr;
                     ok += (size_t)runs[i].success;
                     secs += runs[i].seconds;
                     m++;
@@ -950,6 +1036,7 @@ cmd_attack_dlg(int argc, char **argv)
             me = median(v, m);
             mt = median(v + ninst, m);
             ml = median(v + 2 * ninst, m);
+            mp = median(v + 3 * ninst, m);
             free(v);
             snprintf(key, sizeof key, "{\"sigma\":%.17g,\"loss\":\"%s\",\"runs\":%zu,"
                                       "\"successes\":%zu,\"wall_seconds\":%.6f}",
@@ -962,9 +1049,12 @@ cmd_attack_dlg(int argc, char **argv)
             snprintf(key, sizeof key, "results.median_tok_acc.%s_%zu",
                      asec_dlg_loss_name((asec_dlg_loss)cf.losses[li]), si);
             REP(asec_report_set_num(rep, key, mt));
-            printf("%-8.3g %-6s %zu/%-6zu %-12.3g %-8.3g %-8.3g %.2f\n", cf.sigma[si],
-                   asec_dlg_loss_name((asec_dlg_loss)cf.losses[li]), ok, m, me, mt, ml,
-                   secs);
+            snprintf(key, sizeof key, "results.median_psnr_db.%s_%zu",
+                     asec_dlg_loss_name((asec_dlg_loss)cf.losses[li]), si);
+            REP(asec_report_set_num(rep, key, mp));
+            printf("%-8.3g %-6s %zu/%-6zu %-12.3g %-8.3g %-8.3g %-8.4g %.2f\n",
+                   cf.sigma[si], asec_dlg_loss_name((asec_dlg_loss)cf.losses[li]), ok, m,
+                   me, mt, ml, mp, secs);
         }
     REP(asec_report_set_num(rep, "results.total_wall_seconds", now_seconds() - t0));
     st = rc == ASEC_OK ? EXIT_OK : cli_fail(rc);
@@ -985,6 +1075,8 @@ done:
     if (csv != NULL)
         fclose(csv);
     free(runs);
+    free(grid);
+    asec_data_free(cf.digits);
     asec_rng_free(rng);
     return st;
 }

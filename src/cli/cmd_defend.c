@@ -27,6 +27,9 @@
 const struct cli_method cmd_defend_methods[] = {
     {"copyright", cmd_defend_copyright,
      "fit copyright-avoiding softmax regression and report tau"},
+    {"dp-attn", cmd_defend_dp_attn,
+     "release attention with differential privacy and report its cost"},
+    {"dpsgd", cmd_defend_dpsgd, "train with clipped, noisy SGD (DP-SGD)"},
     {NULL, NULL, NULL}};
 
 /* ------------------------------------------------------------ copyright */

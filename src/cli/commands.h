@@ -10,6 +10,8 @@
  * table (NULL-terminated) and the copyright method. */
 extern const struct cli_method cmd_defend_methods[];
 int cmd_defend_copyright(int argc, char **argv);
+int cmd_defend_dp_attn(int argc, char **argv);
+int cmd_defend_dpsgd(int argc, char **argv); /* cmd_defend_dpsgd.c */
 
 /* attnsec inspect FILE...: cmd_inspect.c, attnsec-inspect(1). */
 int cmd_inspect(int argc, char **argv);
@@ -22,6 +24,9 @@ int cmd_attack_attn_invert(int argc, char **argv);
 int cmd_attack_dlg(int argc, char **argv);
 
 
+/* attnsec release: cmd_release.c, attnsec-release(1). */
+int cmd_release(int argc, char **argv);
+
 /* attnsec model METHOD: cmd_model.c, attnsec-model(1). */
 extern const struct cli_method cmd_model_methods[];
 int cmd_model_init(int argc, char **argv);
@@ -33,6 +38,16 @@ int cmd_model_eval(int argc, char **argv);
 extern const struct cli_method cmd_data_methods[];
 int cmd_data_list(int argc, char **argv);
 int cmd_data_export(int argc, char **argv);
+
+/* attnsec account METHOD: cmd_account.c, attnsec-account(1).  The method
+ * table (epsilon, delta, sigma, events). */
+extern const struct cli_method cmd_account_methods[];
+
+/* attnsec audit: cmd_audit.c, attnsec-audit(1). */
+int cmd_audit(int argc, char **argv);
+
+/* attnsec batch plan|run|status|merge: cmd_batch.c, attnsec-batch(1). */
+extern const struct cli_method cmd_batch_methods[];
 
 /* The shipped-data directory: $ATTNSEC_DATADIR, else
  * $(pkgdatadir)/datasets (cmd_model.c). */

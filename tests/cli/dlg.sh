@@ -50,6 +50,21 @@ run 0 $D -q -s 2 -m "$scratch/m.safetensors" -g "$scratch/g.safetensors" --token
 [ -f "$scratch/o/x_recovered.npy" ] || fail "no x_recovered.npy"
 grep -q '"label_acc": 1' "$scratch/o/report.json" || fail "label not recovered"
 
+# The default ViT on a shipped digit (B = 1, box [0, 1]): exact recovery,
+# the label, the PSNR and the picture originals | recovered.
+run 0 $D -q -s 7 --simulate --kind=vit --instances=1 -r 2 -o "$scratch/v" &&
+    stdout_has '^0  *euclid 1/1 ' "vit recovered"
+ext=png; [ -f "$scratch/v/recon_grid.png" ] || ext=pgm
+[ -f "$scratch/v/recon_grid.$ext" ] || fail "no recon_grid"
+grep -q '"label_acc": 1' "$scratch/v/report.json" || fail "vit label not recovered"
+grep -q "\"image_grid\": \"recon_grid.$ext\"" "$scratch/v/report.json" || fail "grid not reported"
+if [ "$ext" = png ]; then
+    head -c 8 "$scratch/v/recon_grid.png" | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a' ||
+        fail "not a PNG"
+fi
+run 64 $D -q --simulate --kind=vit --sim-vocab=8 -o "$scratch/bad"
+run 64 $D -q --simulate --kind=vit --box=1,0 -o "$scratch/bad"
+
 # Bad input: a model file is not a gradient of another architecture (65,
 # naming the tensor); a missing gradient (66); usage errors (64).
 run 0 "$ATTNSEC" model init --arch=attn-regression -s 3 -o "$scratch/r.safetensors"

@@ -1,0 +1,88 @@
+#!/bin/sh
+# 'attnsec defend dpsgd': usage and budget statuses, the output files, the
+# ledger's epsilon against 'attnsec account epsilon' on the same schedule,
+# and a seeded run killed with SIGKILL at a random step and resumed, which
+# must end with a byte-identical model file and the same ledger
+# (asec_dpsgd(3), attnsec-defend(1)).
+. "${ASEC_SRCDIR:?}/tests/cli/common.sh"
+
+dp="$ATTNSEC defend dpsgd -q"
+small="-b 32 -T 12 --eval-every=4 -s 7"
+
+# Usage errors (64).
+run 64 $dp --no-clip --sigma=1 -o "$scratch/u" && stderr_has "no-clip" "noise without clip"
+run 64 $dp --granularity-bits=50 -o "$scratch/u"
+run 64 $dp --optimizer=rmsprop -o "$scratch/u"
+run 64 $dp --sampling=uniform -o "$scratch/u"
+run 64 $dp -b 5000 -o "$scratch/u" && stderr_lines 2 "batch too large"
+run 64 $dp $small
+run 64 $dp --sigma=0 -e 1 -o "$scratch/u"
+# Nothing to resume (66); a target no step meets (77).
+run 66 $dp $small --resume -o "$scratch/none"
+run 77 $dp $small -e 0.0001 --sigma=1 -o "$scratch/b" && stderr_lines 1 "budget"
+
+# A small seeded private run: every file, the report's fields, and the
+# ledger's epsilon equal to the accountant's on the same schedule.
+if run 0 $dp $small --sigma=1.1 -o "$scratch/a"; then
+    for f in model.safetensors report.json report.txt curve.csv curve.dat curve.gp; do
+        [ -s "$scratch/a/$f" ] || fail "small run: $f missing"
+    done
+    [ ! -e "$scratch/a/checkpoint.safetensors" ] || fail "checkpoint left after completion"
+    n=$(wc -l <"$scratch/a/curve.csv")
+    [ "$n" -eq 4 ] || fail "curve.csv has $n lines, expected 4"
+    r=$scratch/a/report.json
+    grep -q '"command": "defend dpsgd"' "$r" || fail "report: no command"
+    grep -q '"dp_release": false' "$r" || fail "report: a seeded run claims a DP release"
+    grep -q '"sampling": "poisson"' "$r" || fail "report: no sampling"
+    grep -q '"test_accuracy":' "$r" || fail "report: no accuracy"
+    grep -q 'NOT a DP release' "$scratch/a/report.txt" || fail "report.txt: no seeded notice"
+    q=$(sed -n 's/^ *"q": \(.*\),$/\1/p' "$r" | head -n 1)
+    eps=$(sed -n '/"rdp": {/,/}/s/^ *"epsilon": \(.*\),$/\1/p' "$r" | head -n 1)
+    if run 0 "$ATTNSEC" account epsilon -q "$q" -s 1.1 -T 12 --accountant=rdp --json; then
+        want=$(sed -n 's/^  "epsilon": \(.*\),$/\1/p' "$scratch/out")
+        [ -n "$eps" ] && [ "$eps" = "$want" ] ||
+            fail "ledger epsilon '$eps' differs from attnsec account '$want' (q $q)"
+    fi
+fi
+
+# Kill and resume: the uninterrupted run, then the same run killed with
+# SIGKILL at a random point after its first checkpoint, resumed until done.
+long="-b 32 -T 40 --eval-every=5 --checkpoint-every=3 -s 11 --sigma=1.0 --optimizer=adam"
+if run 0 $dp $long -o "$scratch/full"; then
+    kills=0
+    $dp $long -o "$scratch/killed" >/dev/null 2>&1 &
+    pid=$!
+    i=0
+    while [ ! -e "$scratch/killed/checkpoint.safetensors" ] && [ $i -lt 600 ] &&
+        kill -0 $pid 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    # A random extra delay of 0..0.45 s.
+    sleep "0.$(($(od -An -N1 -tu1 /dev/urandom) % 10 / 2))$(($(od -An -N1 -tu1 /dev/urandom) % 10))"
+    if kill -9 $pid 2>/dev/null; then
+        kills=1
+    fi
+    wait $pid 2>/dev/null
+    if [ "$kills" -eq 1 ] && [ -e "$scratch/killed/checkpoint.safetensors" ]; then
+        run 0 $dp $long --resume -o "$scratch/killed" || fail "resume failed"
+    elif [ ! -s "$scratch/killed/model.safetensors" ]; then
+        fail "killed run: neither a checkpoint nor a model"
+    fi
+    cmp -s "$scratch/full/model.safetensors" "$scratch/killed/model.safetensors" ||
+        fail "resumed model differs from the uninterrupted run (killed: $kills)"
+    cmp -s "$scratch/full/curve.csv" "$scratch/killed/curve.csv" ||
+        fail "resumed curve differs from the uninterrupted run"
+    l1=$(sed -n '/"ledger": {/,/}/p' "$scratch/full/report.json")
+    l2=$(sed -n '/"ledger": {/,/}/p' "$scratch/killed/report.json")
+    [ -n "$l1" ] && [ "$l1" = "$l2" ] || fail "resumed ledger differs"
+fi
+
+# Non-private baseline through the same loop: epsilon is infinite.
+if run 0 $dp -b 32 -T 5 -s 3 --sigma=0 --no-clip --optimizer=adam --lr=0.002 \
+    -o "$scratch/np"; then
+    grep -q '"private": false' "$scratch/np/report.json" || fail "non-private: private flag"
+    grep -q '"epsilon_nonfinite": "inf"' "$scratch/np/report.json" ||
+        fail "non-private: epsilon not infinite"
+fi
+finish
