@@ -983,7 +983,10 @@ asec_dlg_attack(asec_dlg_result **res, asec_model *m, const asec_dlg_problem *pb
 
     for (size_t s = 0; s < o->restarts; s++) {
         double cur = INFINITY;
-        size_t stages = o->prior > 0.0 && s % PRIOR_FREE_EVERY != 1 ? PRIOR_STAGES : 1;
+        // the prior is for random starts: a warm start runs without it
+        int warm = s == 0 && pb->init != NULL;
+        size_t stages = o->prior > 0.0 && s % PRIOR_FREE_EVERY != 1 && !warm ? PRIOR_STAGES
+                                                                             : 1;
         // a token x = U z of a start has the norm of a full-space start
         // (|x|^2 ~ C init_std^2): z ~ N(0, (C / r) init_std^2)
         double zs = c.r > 0 ? sqrt((double)c.C / (double)c.r) : 1.0;

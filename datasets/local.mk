@@ -135,6 +135,26 @@ EXTRA_DIST += \
 	%reldir%/fixtures/engine/text_l2_h4_causal_b4_soft_tokens.safetensors \
 	%reldir%/fixtures/engine/vit_l1_h1_b1_hard.safetensors \
 	%reldir%/fixtures/engine/vit_l2_h4_b4_soft_cls.safetensors
+EXTRA_DIST += \
+	%reldir%/gen/make_dlg_fixtures.py \
+	%reldir%/fixtures/dlg/block_b1_hard_G.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_dx_cos.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_dx_euclid.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_labels.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_loss_cos.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_loss_euclid.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_params.npy \
+	%reldir%/fixtures/dlg/block_b1_hard_x.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_G.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_dsoft_cos.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_dsoft_euclid.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_dx_cos.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_dx_euclid.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_loss_cos.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_loss_euclid.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_params.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_soft.npy \
+	%reldir%/fixtures/dlg/block_b2_soft_x.npy
 
 # The shipped datasets, installed for attnsec data / attnsec model eval
 # (ATTNSEC_DATADIR overrides the location; attnsec-data(1)).

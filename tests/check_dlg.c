@@ -2,10 +2,11 @@
  *
  * TCases: core (exact recovery of the ATTACKS.md section 7.1 instances
  * n = 2, 4 for seeds 0-4 and n = 8 for seed 0, attention regression,
- * the default ViT on shipped digits with the [0, 1] box,
+ * the default ViT on shipped digits with the [0, 1] box, warm starts,
  * iDLG labels, the token-span leak, joint labels), gradcheck (the exact
  * matching-loss gradient, Euclidean and cosine, inputs and soft labels,
- * against central differences; the LM residual), reference (Hungarian
+ * against central differences; the LM residual), reference (the matching
+ * losses and their gradients against PyTorch fixtures, Hungarian
  * assignment, matched error, decoding, PSNR, pruning, clipping), stats
  * (relative noise norm), errors (every documented ASEC_E*), oom
  * (fault-injection loop over the attack and the metrics). */
@@ -147,6 +148,40 @@ START_TEST(test_recover_n8_cos)
         inst_free(&in);
     }
     ck_assert_msg(ok + (ninst > 1) >= ninst, "n = %zu: %zu of %zu recovered", n, ok, ninst);
+}
+END_TEST
+
+START_TEST(test_warm_start)
+{
+    /* A warm start (truth + 0.01 N(0, 1), n = 8) with the default prior
+     * and a single start: recovered (the prior is not applied to a warm
+     * start; with it the first stage pulls the start into a low-norm
+     * spurious minimum). */
+    struct inst in;
+    asec_dlg_options o;
+    asec_dlg_problem pb;
+    asec_dlg_result *res;
+    asec_rng *r;
+    double raw, mt, init[8 * 16];
+
+    inst_make(&in, ASEC_MODEL_ATTN_BLOCK, 8, 16, (uint64_t)_i);
+    ck_assert_int_eq(asec_rng_alloc_seeded(&r, (uint64_t)_i, "warm"), ASEC_OK);
+    for (size_t i = 0; i < 8 * 16; i++)
+        init[i] = in.x[i] + 0.01 * asec_rng_normal(r);
+    asec_dlg_options_default(&o);
+    o.restarts = 1;
+    o.diagnostics = 0;
+    memset(&pb, 0, sizeof pb);
+    pb.B = 1;
+    pb.T = 8;
+    pb.grad = in.g;
+    pb.init = init;
+    ck_assert_int_eq(asec_dlg_attack(&res, in.m, &pb, &o, r), ASEC_OK);
+    ck_assert_int_eq(asec_dlg_rel_error(&raw, &mt, NULL, res->x, in.x, 1, 8, 16), ASEC_OK);
+    ck_assert_msg(mt <= 1e-10, "seed %d: matched error %g", _i, mt);
+    asec_dlg_result_free(res);
+    asec_rng_free(r);
+    inst_free(&in);
 }
 END_TEST
 
@@ -458,6 +493,102 @@ END_TEST
 
 /* ------------------------------------------------------------- reference */
 
+/* A fixture array of datasets/fixtures/dlg as doubles (malloc'ed);
+ * want elements. */
+static double *
+fixture(const char *inst, const char *key, size_t want)
+{
+    char rel[256];
+    asec_io_file *f = NULL;
+    const asec_io_tensor *t;
+    double *out;
+
+    snprintf(rel, sizeof rel, "fixtures/dlg/%s_%s.npy", inst, key);
+    ck_assert_msg(asec_io_open(&f, asec_test_datafile(rel), ASEC_IO_NPY,
+                               ASEC_IO_LOAD_DOUBLE, NULL) == ASEC_OK,
+                  "%s: %s", rel, asec_errmsg());
+    t = asec_io_file_tensor(f, 0);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_msg(t->nelem == want, "%s: %zu elements, want %zu", rel, t->nelem, want);
+    out = malloc(want * sizeof(double));
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, t->data, want * sizeof(double));
+    asec_io_file_free(f);
+    return out;
+}
+
+START_TEST(test_torch_matching)
+{
+    /* The Euclidean and cosine matching losses and their exact gradients
+     * (inputs, and soft labels for the soft instance) against PyTorch
+     * double backward (datasets/gen/make_dlg_fixtures.py): attn-block,
+     * C = 8, T = 3, K = 3, 2 heads, mean pooling, no positions; _i = 0:
+     * B = 1 with a hard label, _i = 1: B = 2 with soft labels. */
+    const char *inst = _i ? "block_b2_soft" : "block_b1_hard";
+    size_t B = _i ? 2 : 1, T = 3, C = 8, K = 3, P;
+    asec_model_arch a;
+    asec_model *m;
+    double *theta, *G, *x, *lab, *soft = NULL;
+    int64_t y = 0;
+
+    ck_assert_int_eq(asec_model_arch_default(&a, ASEC_MODEL_ATTN_BLOCK), ASEC_OK);
+    a.channels = C;
+    a.seq_len = T;
+    a.classes = K;
+    a.heads = 2;
+    ck_assert_int_eq(asec_model_alloc(&m, &a), ASEC_OK);
+    P = asec_model_param_count(m);
+    ck_assert_uint_eq(P, 3 * C * C + K * C + K);
+    theta = fixture(inst, "params", P);
+    memcpy(asec_model_params(m), theta, P * sizeof(double));
+    G = fixture(inst, "G", P);
+    x = fixture(inst, "x", B * T * C);
+    if (_i) {
+        soft = fixture(inst, "soft", B * K);
+    } else {
+        lab = fixture(inst, "labels", 1);
+        y = (int64_t)lab[0];
+        free(lab);
+    }
+    for (int k = 0; k < 2; k++) {
+        asec_dlg_loss loss = k ? ASEC_DLG_COS : ASEC_DLG_EUCLID;
+        asec_model_batch b = {B, T, x, NULL, _i ? NULL : &y, soft};
+        char key[32];
+        double f, *dx = malloc(B * T * C * sizeof(double)), *ds = malloc(B * K * sizeof(double));
+        double *want;
+
+        ck_assert_ptr_nonnull(dx);
+        ck_assert_ptr_nonnull(ds);
+        ck_assert_int_eq(asec_dlg_objective(&f, dx, _i ? ds : NULL, NULL, m, &b, G, loss),
+                         ASEC_OK);
+        snprintf(key, sizeof key, "loss_%s", asec_dlg_loss_name(loss));
+        want = fixture(inst, key, 1);
+        ck_assert_msg(asec_test_relerr(f, want[0], 1e-300) <= 1e-10, "%s: %.17g vs %.17g",
+                      key, f, want[0]);
+        free(want);
+        snprintf(key, sizeof key, "dx_%s", asec_dlg_loss_name(loss));
+        want = fixture(inst, key, B * T * C);
+        asec_test_allclose(dx, want, B * T * C, 1e-10, 1e-10 * asec_vec_norm2(want, B * T * C),
+                           key);
+        free(want);
+        if (_i) {
+            snprintf(key, sizeof key, "dsoft_%s", asec_dlg_loss_name(loss));
+            want = fixture(inst, key, B * K);
+            asec_test_allclose(ds, want, B * K, 1e-10, 1e-10 * asec_vec_norm2(want, B * K),
+                               key);
+            free(want);
+        }
+        free(dx);
+        free(ds);
+    }
+    free(theta);
+    free(G);
+    free(x);
+    free(soft);
+    asec_model_free(m);
+}
+END_TEST
+
 START_TEST(test_hungarian)
 {
     /* A 4 x 4 instance solved by hand (optimum 13: 0->1, 1->0, 2->2, 3->3
@@ -737,6 +868,7 @@ dlg_suite(void)
     tcase_add_loop_test(tc, test_recover_n8_cos, 0, 2);
     tcase_add_test(tc, test_recover_regression);
     tcase_add_loop_test(tc, test_recover_vit, 0, 2);
+    tcase_add_loop_test(tc, test_warm_start, 0, 5);
     tcase_add_test(tc, test_span_and_idlg);
     tcase_add_test(tc, test_joint_labels_batch);
     suite_add_tcase(s, tc);
@@ -748,6 +880,7 @@ dlg_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reference");
+    tcase_add_loop_test(tc, test_torch_matching, 0, 2);
     tcase_add_test(tc, test_hungarian);
     tcase_add_test(tc, test_metrics_defenses);
     suite_add_tcase(s, tc);

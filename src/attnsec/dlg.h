@@ -20,8 +20,8 @@
  * The exact gradient of f is grad_input <g', v> with v = df/dg'
  * (asec_model_grad_dot_dinput()); the residual's Jacobian-vector products
  * are asec_model_grad_jvp().  Each random start runs L-BFGS (liblbfgs) on
- * f with an optional norm prior annealed to zero (every fourth start,
- * 1, 5, 9, ..., without it), then a Levenberg-Marquardt polish on r with
+ * f with an optional norm prior annealed to zero (a warm start and every
+ * fourth start, 1, 5, 9, ..., without it), then a Levenberg-Marquardt polish on r with
  * the exact Jacobian (one JVP per unknown) every 8 iterations and
  * Broyden rank-1 updates in between.  Starts in the span are scaled so
  * that tokens have the norms of full-space starts.
