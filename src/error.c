@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -11,11 +12,15 @@ static _Thread_local char last_message[512];
 int
 asec__fail(int status, const char *fmt, ...)
 {
+    char msg[sizeof last_message];
     va_list ap;
 
+    /* Format into a local buffer first: callers may pass asec_errmsg()
+     * itself as an argument to add context to a callee's message. */
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_message, msg, sizeof msg);
     return status;
 }
 
