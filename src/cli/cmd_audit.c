@@ -68,7 +68,7 @@ struct run {
     int dlg_ok;
     /* attention inversion */
     int ai_ok;
-    double ai_orbit, ai_naive;
+    double ai_orbit, ai_orbit_w, ai_naive, ai_ker;
     int ai_success;
 };
 
@@ -130,8 +130,7 @@ usage(void)
 
 /* ------------------------------------------------------------- helpers */
 
-static char *
-pathf(const char *fmt, ...) ASEC_PRINTF(1, 2);
+static char *pathf(const char *fmt, ...) ASEC_PRINTF(1, 2);
 
 static char *
 pathf(const char *fmt, ...)
@@ -158,8 +157,7 @@ struct args {
     int oom;
 };
 
-static void
-args_add(struct args *a, const char *fmt, ...) ASEC_PRINTF(2, 3);
+static void args_add(struct args *a, const char *fmt, ...) ASEC_PRINTF(2, 3);
 
 static void
 args_add(struct args *a, const char *fmt, ...)
@@ -327,13 +325,15 @@ train(struct audit *a, struct run *r, uint64_t seed)
         char key[96];
         json_t *b;
 
-        snprintf(key, sizeof key, "results.privacy.accountants.%s.epsilon", acct_names[k]);
+        snprintf(key, sizeof key, "results.privacy.accountants.%s.epsilon",
+                 acct_names[k]);
         r->eps[k] = jget_num(rep, key);
         b = json_object_get(
-            json_object_get(json_object_get(json_object_get(json_object_get(rep, "results"),
-                                                            "privacy"),
-                                            "accountants"),
-                            acct_names[k]),
+            json_object_get(
+                json_object_get(
+                    json_object_get(json_object_get(rep, "results"), "privacy"),
+                    "accountants"),
+                acct_names[k]),
             "bounds");
         r->eps_lo[k] = json_is_array(b) ? json_number_value(json_array_get(b, 0)) : NAN;
     }
@@ -425,7 +425,8 @@ attack_dlg(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
     r->dlg_ok = 1;
 done:
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    r->dlg_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    r->dlg_seconds =
+        (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (rc != ASEC_OK)
         snprintf(r->fail, sizeof r->fail, "DLG: %s", asec_errmsg());
     asec_rng_free(rng);
@@ -492,7 +493,8 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
     int st = 0, rc;
     json_t *rep = NULL;
 
-    if (dir == NULL || xp == NULL || mp == NULL || rp == NULL || log == NULL || fn == NULL) {
+    if (dir == NULL || xp == NULL || mp == NULL || rp == NULL || log == NULL ||
+        fn == NULL) {
         st = EXIT_SOFTWARE;
         goto done;
     }
@@ -518,8 +520,8 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
     }
     st = call_command("attack", "attn-invert", fn, av.n, av.v, log);
     if (st != 0) {
-        snprintf(r->fail, sizeof r->fail, "attention inversion exited with status %d (see %s)",
-                 st, log);
+        snprintf(r->fail, sizeof r->fail,
+                 "attention inversion exited with status %d (see %s)", st, log);
         goto done;
     }
     if ((rep = load_report(rp)) == NULL) {
@@ -528,7 +530,10 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
     }
     r->ai_orbit = jget_num(rep, "results.orbit_error");
     r->ai_naive = jget_num(rep, "results.naive_error");
-    r->ai_success = json_is_true(json_object_get(json_object_get(rep, "results"), "success"));
+    r->ai_orbit_w = jget_num(rep, "results.orbit_w_error");
+    r->ai_ker = jget_num(rep, "results.ker_dim");
+    r->ai_success =
+        json_is_true(json_object_get(json_object_get(rep, "results"), "success"));
     r->ai_ok = 1;
 done:
     json_decref(rep);
@@ -605,9 +610,10 @@ write_csv(const struct audit *a)
 
     if (f == NULL)
         return EXIT_TEMPFAIL;
-    fprintf(f, "run,target_epsilon,sigma,q,steps,epsilon_rdp,epsilon_pld_lo,epsilon_pld,"
-               "epsilon_basic,epsilon_advanced,test_accuracy,dlg_images,dlg_mse,dlg_psnr_db,"
-               "dlg_rel_error,dlg_label_acc,attn_invert_orbit_error,attn_invert_success\r\n");
+    fprintf(
+        f, "run,target_epsilon,sigma,q,steps,epsilon_rdp,epsilon_pld_lo,epsilon_pld,"
+           "epsilon_basic,epsilon_advanced,test_accuracy,dlg_images,dlg_mse,dlg_psnr_db,"
+           "dlg_rel_error,dlg_label_acc,attn_invert_orbit_error,attn_invert_success\r\n");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
         char v[16][40];
@@ -727,7 +733,8 @@ write_plots(const struct audit *a, int *rendered)
                     "%.17g with lines dt 2 title \"non-private\"\n",
                     plots[k].name, plots[k].col, base);
         else
-            fprintf(f, "plot \"%s.dat\" using 1:%d with linespoints pt 7 title \"DP-SGD\"\n",
+            fprintf(f,
+                    "plot \"%s.dat\" using 1:%d with linespoints pt 7 title \"DP-SGD\"\n",
                     plots[k].name, plots[k].col);
         fclose(f);
         p = pathf("%s/plots/%s.gp", a->out, plots[k].name);
@@ -798,8 +805,9 @@ write_grid(const struct audit *a, char *name, size_t cap)
 
                     v = v < 0 ? 0 : v > 1 ? 1 : v;
                     /* digits are ink on paper: 1 is black */
-                    px[(GAP + rr * (h * ZOOM + GAP) + i) * W + GAP + cc * (w * ZOOM + GAP) +
-                       j] = (unsigned char)lround(255.0 * (1.0 - v));
+                    px[(GAP + rr * (h * ZOOM + GAP) + i) * W + GAP +
+                       cc * (w * ZOOM + GAP) + j] =
+                        (unsigned char)lround(255.0 * (1.0 - v));
                 }
         }
     }
@@ -810,7 +818,8 @@ write_grid(const struct audit *a, char *name, size_t cap)
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
-        png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+        png_structp png =
+            png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
         png_infop info = png ? png_create_info_struct(png) : NULL;
 
         if (f == NULL || png == NULL || info == NULL || path == NULL ||
@@ -885,17 +894,19 @@ write_txt(const struct audit *a, const char *grid, int rendered)
 
     if (f == NULL)
         return EXIT_TEMPFAIL;
-    fprintf(f, "attnsec audit: privacy / utility / leakage of a vision transformer on the "
-               "shipped digits\n\nPrivacy statement\n-----------------\n%s\n",
+    fprintf(f,
+            "attnsec audit: privacy / utility / leakage of a vision transformer on the "
+            "shipped digits\n\nPrivacy statement\n-----------------\n%s\n",
             statement());
-    fprintf(f, "Seed %llu; %zu DP-SGD steps of expected batch %zu (q = %.4g), Adam lr %g,"
-               " clip C = %g.\n\n",
+    fprintf(f,
+            "Seed %llu; %zu DP-SGD steps of expected batch %zu (q = %.4g), Adam lr %g,"
+            " clip C = %g.\n\n",
             (unsigned long long)a->seed, a->steps, a->batch,
-            (double)a->batch / (double)(a->test ? 1437 : 1), a->lr, a->clip);
+            a->nruns > 1 && a->runs[1].ok ? a->runs[1].q : NAN, a->lr, a->clip);
     fprintf(f, "Privacy / utility / leakage\n---------------------------\n");
-    fprintf(f, "%-12s %7s %-22s %8s %9s %8s %8s %9s %8s\n", "run", "sigma",
+    fprintf(f, "%-12s %7s %-22s %8s %9s %8s %8s %9s %12s\n", "run", "sigma",
             "epsilon [lo, hi] (PLD)", "eps RDP", "test acc", "DLG PSNR", "DLG rel",
-            "DLG label", "AI orbit");
+            "DLG label", "AI orbit ok");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
         char s[7][40], e[48];
@@ -913,30 +924,36 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         fmt_num(s[4], 40, r->dlg_ok ? mean_of(r->rel, r->nimg) : NAN, 'f', 3);
         fmt_num(s[5], 40, r->dlg_ok ? label_acc(r) : NAN, 'f', 2);
         fmt_num(s[6], 40, r->ai_ok ? r->ai_orbit : NAN, 'e', 1);
-        fprintf(f, "%-12s %7s %-22s %8s %9s %8s %8s %9s %8s\n", r->name, s[0], e, s[1],
+        if (r->ai_ok)
+            strcat(s[6], r->ai_success ? " yes" : " no");
+        fprintf(f, "%-12s %7s %-22s %8s %9s %8s %8s %9s %12s\n", r->name, s[0], e, s[1],
                 s[2], s[3], s[4], s[5], s[6]);
     }
-    fprintf(f, "\nColumns: epsilon from the PLD accountant as [certified lower bound, upper\n"
-               "bound], and RDP; test accuracy on the 360 test digits; DLG on %zu held-out\n"
-               "images per run (mean PSNR in dB against the original in [0, 1], mean\n"
-               "relative L2 error, fraction of labels recovered); AI orbit: relative\n"
-               "error of the attention-inversion recovery of the layer-0 input, up to\n"
-               "the symmetries attention cannot see (below 1e-6 is exact recovery).\n"
-               "n/a: the stage failed (see below).  Every accountant with its bounds is\n"
-               "in report.json and tables/runs.csv.\n",
-            a->nimg);
+    fprintf(
+        f,
+        "\nColumns: epsilon from the PLD accountant as [certified lower bound, upper\n"
+        "bound], and RDP; test accuracy on the 360 test digits; DLG on %zu held-out\n"
+        "images per run (mean PSNR in dB against the original in [0, 1], mean\n"
+        "relative L2 error, fraction of labels recovered); AI orbit: relative\n"
+        "error of the attention-inversion recovery of the layer-0 input, up to\n"
+        "the symmetries attention cannot see (below 1e-6 is exact recovery).\n"
+        "n/a: the stage failed (see below).  Every accountant with its bounds is\n"
+        "in report.json and tables/runs.csv.\n",
+        a->nimg);
     for (size_t i = 0; i < a->nruns; i++)
         if (a->runs[i].fail[0] != '\0')
             fprintf(f, "\nUnavailable in run %s: %s\n", a->runs[i].name, a->runs[i].fail);
-    fprintf(f, "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
-               "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp}%s,\n"
-               "images/%s (rows: held-out images; columns: original, then what DLG\n"
-               "recovered in each run, in the order of the table), runs/*/ (each\n"
-               "training run's own report, model and curve).\n",
+    fprintf(f,
+            "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
+            "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp}%s,\n"
+            "images/%s (rows: held-out images; columns: original, then what DLG\n"
+            "recovered in each run, in the order of the table), runs/*/ (each\n"
+            "training run's own report, model and curve).\n",
             rendered ? " (+ rendered images)" : "", grid);
     if (!rendered && strcmp(a->plot, "none") != 0)
-        fprintf(f, "The plots were not rendered: install gnuplot (Debian: gnuplot-nox) and "
-                   "run 'gnuplot NAME.gp' in plots/.\n");
+        fprintf(f,
+                "The plots were not rendered: install gnuplot (Debian: gnuplot-nox) and "
+                "run 'gnuplot NAME.gp' in plots/.\n");
     fclose(f);
     p = pathf("%s/report.txt", a->out);
     st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
@@ -959,7 +976,9 @@ jset(json_t *o, const char *key, double v)
         snprintf(k2, sizeof k2, "%s_nonfinite", key);
         json_object_set_new(o, key, json_null());
         json_object_set_new(o, k2,
-                            json_string(isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"));
+                            json_string(isnan(v) ? "nan"
+                                        : v > 0  ? "inf"
+                                                 : "-inf"));
     }
 }
 
@@ -1048,7 +1067,8 @@ write_json_report(const struct audit *a, const char *grid)
                 jset(e, "rel_error", r->rel[k]);
                 json_array_append_new(per, e);
             }
-            dlg = json_pack("{s:I, s:o}", "images", (json_int_t)r->nimg, "per_image", per);
+            dlg =
+                json_pack("{s:I, s:o}", "images", (json_int_t)r->nimg, "per_image", per);
             jset(dlg, "mse", mean_of(r->mse, r->nimg));
             jset(dlg, "psnr_db", mean_of(r->psnr, r->nimg));
             jset(dlg, "rel_error", mean_of(r->rel, r->nimg));
@@ -1058,11 +1078,13 @@ write_json_report(const struct audit *a, const char *grid)
         } else
             json_decref(per);
         if (r->ai_ok) {
-            json_t *e = json_pack("{s:b, s:s}", "success", r->ai_success, "layer_head",
-                                  "0/0");
+            json_t *e =
+                json_pack("{s:b, s:s}", "success", r->ai_success, "layer_head", "0/0");
 
             jset(e, "orbit_error", r->ai_orbit);
             jset(e, "naive_error", r->ai_naive);
+            jset(e, "orbit_w_error", r->ai_orbit_w);
+            jset(e, "ker_dim", r->ai_ker);
             json_object_set_new(o, "attn_invert", e);
         }
         js = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -1124,7 +1146,8 @@ parse_eps_list(struct audit *a, const char *text)
     if (copy == NULL)
         return EXIT_TEMPFAIL;
     a->neps = 0;
-    for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+    for (tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
         if (a->neps == MAX_RUNS) {
             st = cli_usage_error("--epsilons: at most %d values", MAX_RUNS);
             break;
@@ -1373,12 +1396,14 @@ cmd_audit(int argc, char **argv)
         (st = write_json_report(&a, grid)) != 0)
         goto done;
     if (cli_verbosity > 0) {
-        fprintf(stderr, "%s: report written to %s/report.txt (and report.json, tables/, "
-                        "plots/, images/%s)\n",
+        fprintf(stderr,
+                "%s: report written to %s/report.txt (and report.json, tables/, "
+                "plots/, images/%s)\n",
                 cli_command(), a.out, grid);
         if (!rendered && strcmp(a.plot, "none") != 0)
-            fprintf(stderr, "%s: hint: install gnuplot (Debian: gnuplot-nox) to render the "
-                            "plots; the .dat and .gp files are in %s/plots\n",
+            fprintf(stderr,
+                    "%s: hint: install gnuplot (Debian: gnuplot-nox) to render the "
+                    "plots; the .dat and .gp files are in %s/plots\n",
                     cli_command(), a.out);
     }
 done:

@@ -58,12 +58,15 @@ struct batch_group {
 };
 
 /* The commands a task may run (not 'batch' itself). */
-static const struct batch_group batch_groups[] = {
-    {"account", NULL, cmd_account_methods}, {"attack", NULL, cmd_attack_methods},
-    {"defend", NULL, cmd_defend_methods},   {"model", NULL, cmd_model_methods},
-    {"data", NULL, cmd_data_methods},       {"inspect", cmd_inspect, NULL},
-    {"release", cmd_release, NULL},         {"audit", cmd_audit, NULL},
-    {NULL, NULL, NULL}};
+static const struct batch_group batch_groups[] = {{"account", NULL, cmd_account_methods},
+                                                  {"attack", NULL, cmd_attack_methods},
+                                                  {"defend", NULL, cmd_defend_methods},
+                                                  {"model", NULL, cmd_model_methods},
+                                                  {"data", NULL, cmd_data_methods},
+                                                  {"inspect", cmd_inspect, NULL},
+                                                  {"release", cmd_release, NULL},
+                                                  {"audit", cmd_audit, NULL},
+                                                  {NULL, NULL, NULL}};
 
 /* Find the command named by argv[0] (and argv[1] for groups with methods).
  * Sets *nwords to 1 or 2.  NULL when unknown. */
@@ -164,7 +167,8 @@ json_depth(json_t *j)
         const char *k;
         json_t *v;
 
-        json_object_foreach(j, k, v) {
+        json_object_foreach(j, k, v)
+        {
             size_t e = json_depth(v);
             if (e > d)
                 d = e;
@@ -175,7 +179,8 @@ json_depth(json_t *j)
         size_t i;
         json_t *v;
 
-        json_array_foreach(j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             size_t e = json_depth(v);
             if (e > d)
                 d = e;
@@ -332,8 +337,8 @@ fmt_double(char *buf, size_t cap, double v)
 
 struct task {
     size_t index;
-    const char *id;      /* borrowed from obj */
-    json_t *obj;         /* the tasks.jsonl line */
+    const char *id; /* borrowed from obj */
+    json_t *obj;    /* the tasks.jsonl line */
     int dp_release;
 };
 
@@ -523,8 +528,8 @@ plan_usage(int err)
 static int
 check_experiment(const char *mpath, size_t e, json_t *x)
 {
-    static const char *const known[] = {"command", "args", "grid", "seeds",
-                                        "inputs", "dp_release", NULL};
+    static const char *const known[] = {"command", "args",       "grid", "seeds",
+                                        "inputs",  "dp_release", NULL};
     const char *k;
     json_t *v;
 
@@ -532,7 +537,8 @@ check_experiment(const char *mpath, size_t e, json_t *x)
         cli_error("%s: experiments[%zu] is not an object", mpath, e);
         return EXIT_CONFIG;
     }
-    json_object_foreach(x, k, v) {
+    json_object_foreach(x, k, v)
+    {
         int ok = 0;
 
         for (size_t i = 0; known[i] != NULL; i++)
@@ -557,7 +563,8 @@ check_experiment(const char *mpath, size_t e, json_t *x)
             cli_error("%s: experiments[%zu].args must be an array of strings", mpath, e);
             return EXIT_CONFIG;
         }
-        json_array_foreach(v, i, a) {
+        json_array_foreach(v, i, a)
+        {
             if (!json_is_string(a) || strlen(json_string_value(a)) > MAX_ARG_LEN) {
                 cli_error("%s: experiments[%zu].args[%zu] must be a string of at most "
                           "%d bytes",
@@ -574,7 +581,8 @@ check_experiment(const char *mpath, size_t e, json_t *x)
             cli_error("%s: experiments[%zu].grid must be an object", mpath, e);
             return EXIT_CONFIG;
         }
-        json_object_foreach(v, k, vals) {
+        json_object_foreach(v, k, vals)
+        {
             size_t i;
             json_t *a;
 
@@ -585,11 +593,12 @@ check_experiment(const char *mpath, size_t e, json_t *x)
                 return EXIT_CONFIG;
             }
             if (!json_is_array(vals) || json_array_size(vals) == 0) {
-                cli_error("%s: experiments[%zu].grid.%s must be a non-empty array",
-                          mpath, e, k);
+                cli_error("%s: experiments[%zu].grid.%s must be a non-empty array", mpath,
+                          e, k);
                 return EXIT_CONFIG;
             }
-            json_array_foreach(vals, i, a) {
+            json_array_foreach(vals, i, a)
+            {
                 if (!json_is_number(a) && !json_is_string(a)) {
                     cli_error("%s: experiments[%zu].grid.%s[%zu] must be a number or "
                               "a string",
@@ -597,8 +606,8 @@ check_experiment(const char *mpath, size_t e, json_t *x)
                     return EXIT_CONFIG;
                 }
                 if (json_is_real(a) && !isfinite(json_real_value(a))) {
-                    cli_error("%s: experiments[%zu].grid.%s[%zu] is not finite", mpath,
-                              e, k, i);
+                    cli_error("%s: experiments[%zu].grid.%s[%zu] is not finite", mpath, e,
+                              k, i);
                     return EXIT_CONFIG;
                 }
             }
@@ -611,7 +620,8 @@ check_experiment(const char *mpath, size_t e, json_t *x)
         json_int_t from, count;
 
         if (json_is_array(v)) {
-            json_array_foreach(v, i, a) {
+            json_array_foreach(v, i, a)
+            {
                 if (!json_is_integer(a) || json_integer_value(a) < 0) {
                     cli_error("%s: experiments[%zu].seeds[%zu] must be an integer >= 0",
                               mpath, e, i);
@@ -635,10 +645,10 @@ check_experiment(const char *mpath, size_t e, json_t *x)
             cli_error("%s: experiments[%zu].inputs must be an array of paths", mpath, e);
             return EXIT_CONFIG;
         }
-        json_array_foreach(v, i, a) {
+        json_array_foreach(v, i, a)
+        {
             if (!json_is_string(a)) {
-                cli_error("%s: experiments[%zu].inputs[%zu] must be a path", mpath, e,
-                          i);
+                cli_error("%s: experiments[%zu].inputs[%zu] must be a path", mpath, e, i);
                 return EXIT_CONFIG;
             }
         }
@@ -703,7 +713,8 @@ expand_experiment(const char *mpath, size_t e, json_t *x, json_t *tasks)
         size_t i;
         json_t *a;
 
-        json_array_foreach(json_object_get(x, "inputs"), i, a) {
+        json_array_foreach(json_object_get(x, "inputs"), i, a)
+        {
             char hx[65];
             long long bytes;
             const char *ip = json_string_value(a);
@@ -714,9 +725,9 @@ expand_experiment(const char *mpath, size_t e, json_t *x, json_t *tasks)
                 st = EXIT_NOINPUT;
                 goto done;
             }
-            json_array_append_new(inputs, json_pack("{s:s, s:I, s:s}", "path", ip,
-                                                    "bytes", (json_int_t)bytes,
-                                                    "blake2b_256", hx));
+            json_array_append_new(inputs,
+                                  json_pack("{s:s, s:I, s:s}", "path", ip, "bytes",
+                                            (json_int_t)bytes, "blake2b_256", hx));
         }
     }
     if (json_is_array(seeds))
@@ -777,9 +788,10 @@ expand_experiment(const char *mpath, size_t e, json_t *x, json_t *tasks)
                 json_object_set(params, keys[k], val);
             }
             if (seeds != NULL) {
-                long long sv = json_is_array(seeds)
-                                   ? (long long)json_integer_value(json_array_get(seeds, s))
-                                   : seed_from + (long long)s;
+                long long sv =
+                    json_is_array(seeds)
+                        ? (long long)json_integer_value(json_array_get(seeds, s))
+                        : seed_from + (long long)s;
                 char arg[48];
 
                 snprintf(arg, sizeof arg, "--seed=%lld", sv);
@@ -880,7 +892,8 @@ cmd_batch_plan(int argc, char **argv)
         st = EXIT_CONFIG;
         goto done;
     }
-    json_object_foreach(m, k, v) {
+    json_object_foreach(m, k, v)
+    {
         if (strcmp(k, "schema_version") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) != BATCH_SCHEMA_VERSION) {
                 cli_error("%s: schema_version must be %d", mpath, BATCH_SCHEMA_VERSION);
@@ -920,13 +933,15 @@ cmd_batch_plan(int argc, char **argv)
         goto done;
     }
     tasks = json_array();
-    json_array_foreach(exps, i, v) {
+    json_array_foreach(exps, i, v)
+    {
         if ((st = check_experiment(mpath, i, v)) != 0 ||
             (st = expand_experiment(mpath, i, v, tasks)) != 0)
             goto done;
     }
     /* tasks.jsonl: one canonical line per task; ids must be unique. */
-    json_array_foreach(tasks, i, v) {
+    json_array_foreach(tasks, i, v)
+    {
         char *line;
         size_t n;
 
@@ -1245,7 +1260,8 @@ clean_campaign(const struct campaign *c)
 static json_t *
 build_result(const struct task *t, const char *work, int exit_status)
 {
-    char *rp = path_join(work, "report.json", NULL), *sp = path_join(work, "stdout.txt", NULL);
+    char *rp = path_join(work, "report.json", NULL),
+         *sp = path_join(work, "stdout.txt", NULL);
     json_t *rep = NULL, *res = NULL, *rng = json_null(), *r;
     char *text = NULL, hx[65];
     size_t len;
@@ -1266,7 +1282,8 @@ build_result(const struct task *t, const char *work, int exit_status)
         res = json_object();
     r = json_pack("{s:i, s:O, s:s, s:s, s:o, s:o, s:i}", "schema_version",
                   BATCH_SCHEMA_VERSION, "task", t->obj, "task_id", t->id, "tool_version",
-                  PACKAGE_VERSION, "results", res, "rng", rng, "exit_status", exit_status);
+                  PACKAGE_VERSION, "results", res, "rng", rng, "exit_status",
+                  exit_status);
     res = rng = NULL;
     if (r == NULL)
         goto fail;
@@ -1375,7 +1392,8 @@ child_run(const struct campaign *c, const struct task *t, int force)
         st = EXIT_TEMPFAIL;
         goto done;
     }
-    json_array_foreach(argv, i, a) {
+    json_array_foreach(argv, i, a)
+    {
         const char *s = json_string_value(a);
         const char *ph = s ? strstr(s, "{outdir}") : NULL;
 
@@ -1513,15 +1531,16 @@ static int
 cmd_batch_run(int argc, char **argv)
 {
     enum { OPT_SHARD = 256, OPT_FORCE };
-    static const struct option longopts[] = {{"task-index", required_argument, NULL, 'i'},
-                                             {"shard", required_argument, NULL, OPT_SHARD},
-                                             {"jobs", required_argument, NULL, 'j'},
-                                             {"force", no_argument, NULL, OPT_FORCE},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"verbose", no_argument, NULL, 'v'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"version", no_argument, NULL, 'V'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"task-index", required_argument, NULL, 'i'},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"jobs", required_argument, NULL, 'j'},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
     const char *index_text = NULL, *shard_text = NULL;
     struct campaign cp;
     unsigned char *mask = NULL;
@@ -1648,6 +1667,9 @@ cmd_batch_run(int argc, char **argv)
 
                 fflush(stdout);
                 fflush(stderr);
+                free(mask);
+                free(slots);
+                campaign_free(&cp);
                 _exit(cst);
             }
             for (k = 0; k < jobs && slots[k].pid != 0; k++)
@@ -1808,12 +1830,10 @@ static int
 cmd_batch_status(int argc, char **argv)
 {
     enum { OPT_ARRAY = 256, OPT_JSON };
-    static const struct option longopts[] = {{"list", required_argument, NULL, 'l'},
-                                             {"array", no_argument, NULL, OPT_ARRAY},
-                                             {"json", no_argument, NULL, OPT_JSON},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"version", no_argument, NULL, 'V'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"list", required_argument, NULL, 'l'}, {"array", no_argument, NULL, OPT_ARRAY},
+        {"json", no_argument, NULL, OPT_JSON},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
     static const char *const names[] = {"done", "failed", "missing", "todo", "all"};
     struct campaign cp;
     signed char *state = NULL;
@@ -1829,9 +1849,10 @@ cmd_batch_status(int argc, char **argv)
                 if (strcmp(optarg, names[k]) == 0)
                     list = k;
             if (list < 0)
-                return cli_usage_error("--list: '%s' is not done, failed, missing, todo or "
-                                       "all",
-                                       optarg);
+                return cli_usage_error(
+                    "--list: '%s' is not done, failed, missing, todo or "
+                    "all",
+                    optarg);
             break;
         case OPT_ARRAY:
             array = 1;
@@ -1865,11 +1886,11 @@ cmd_batch_status(int argc, char **argv)
     } else if (array) {
         print_ranges(stdout, state, cp.ntasks, -1);
     } else if (js) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:b, s:[], s:[]}", "tasks",
-                              (json_int_t)cp.ntasks, "done", (json_int_t)count[0],
-                              "failed", (json_int_t)count[1], "missing",
-                              (json_int_t)count[2], "complete", count[0] == cp.ntasks,
-                              "failed_ids", "missing_ids");
+        json_t *o =
+            json_pack("{s:I, s:I, s:I, s:I, s:b, s:[], s:[]}", "tasks",
+                      (json_int_t)cp.ntasks, "done", (json_int_t)count[0], "failed",
+                      (json_int_t)count[1], "missing", (json_int_t)count[2], "complete",
+                      count[0] == cp.ntasks, "failed_ids", "missing_ids");
 
         for (size_t i = 0; o != NULL && i < cp.ntasks; i++)
             if (state[i] != 0)
@@ -1936,7 +1957,8 @@ flatten(json_t *flat, const char *prefix, json_t *j)
         const char *k;
         json_t *v;
 
-        json_object_foreach(j, k, v) {
+        json_object_foreach(j, k, v)
+        {
             size_t n = strlen(prefix) + strlen(k) + 2;
             char *p = malloc(n);
 
@@ -1994,18 +2016,21 @@ union_keys(json_t *rows, const char *field, size_t *n)
     json_t *v, *row;
     size_t i, m = 0;
 
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         json_object_foreach(json_object_get(row, field), k, v)
             json_object_set_new(set, k, json_true());
     }
     keys = calloc(json_object_size(set) + 1, sizeof *keys);
     if (keys != NULL) {
-        json_object_foreach(set, k, v) {
+        json_object_foreach(set, k, v)
+        {
             json_t *row0;
             size_t j;
 
             /* keys must outlive set: point into some row's key storage */
-            json_array_foreach(rows, j, row0) {
+            json_array_foreach(rows, j, row0)
+            {
                 json_t *o = json_object_get(row0, field);
                 void *it = json_object_iter_at(o, k);
 
@@ -2047,11 +2072,13 @@ write_csv(const char *path, json_t *rows)
         csv_field(f, rk[i]);
     }
     fputs("\r\n", f);
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         json_t *argv = json_object_get(json_object_get(row, "task"), "argv");
         char cmd[128];
 
-        fprintf(f, "%lld,%s,", (long long)json_integer_value(json_object_get(row, "index")),
+        fprintf(f, "%lld,%s,",
+                (long long)json_integer_value(json_object_get(row, "index")),
                 json_string_value(json_object_get(row, "id")));
         snprintf(cmd, sizeof cmd, "%s%s%s", json_string_value(json_array_get(argv, 0)),
                  json_is_string(json_array_get(argv, 1)) &&
@@ -2110,7 +2137,8 @@ write_plot(const char *out, json_t *rows, json_t *plot, const char *fmt, int qui
         goto done;
     }
     fprintf(f, "# %s  %s  index\n", x, y);
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         json_t *xv = json_object_get(json_object_get(row, "params"), x);
         json_t *yv = json_object_get(json_object_get(row, "flat"), y);
 
@@ -2296,24 +2324,24 @@ cmd_batch_merge(int argc, char **argv)
         json_t *tasks = json_array(), *row;
         size_t i;
 
-        json_array_foreach(rows, i, row) {
+        json_array_foreach(rows, i, row)
+        {
             json_array_append_new(
-                tasks, json_pack("{s:O, s:O, s:O, s:O, s:O}", "index",
-                                 json_object_get(row, "index"), "id",
-                                 json_object_get(row, "id"), "argv",
-                                 json_object_get(json_object_get(row, "task"), "argv"),
-                                 "params", json_object_get(row, "params"), "results",
-                                 json_object_get(row, "results")));
+                tasks,
+                json_pack("{s:O, s:O, s:O, s:O, s:O}", "index",
+                          json_object_get(row, "index"), "id", json_object_get(row, "id"),
+                          "argv", json_object_get(json_object_get(row, "task"), "argv"),
+                          "params", json_object_get(row, "params"), "results",
+                          json_object_get(row, "results")));
         }
-        merged = json_pack("{s:i, s:s, s:O?, s:s, s:O, s:I, s:I, s:b, s:O, s:o}",
-                           "schema_version", BATCH_SCHEMA_VERSION, "tool_version",
-                           PACKAGE_VERSION, "name", json_object_get(cp.plan, "name"),
-                           "tasks_blake2b_256",
-                           json_string_value(json_object_get(cp.plan, "tasks_blake2b_256")),
-                           "manifest", json_object_get(cp.plan, "manifest"), "ntasks",
-                           (json_int_t)cp.ntasks, "nmerged",
-                           (json_int_t)json_array_size(rows), "partial",
-                           count[0] != cp.ntasks, "missing", missing, "tasks", tasks);
+        merged = json_pack(
+            "{s:i, s:s, s:O?, s:s, s:O, s:I, s:I, s:b, s:O, s:o}", "schema_version",
+            BATCH_SCHEMA_VERSION, "tool_version", PACKAGE_VERSION, "name",
+            json_object_get(cp.plan, "name"), "tasks_blake2b_256",
+            json_string_value(json_object_get(cp.plan, "tasks_blake2b_256")), "manifest",
+            json_object_get(cp.plan, "manifest"), "ntasks", (json_int_t)cp.ntasks,
+            "nmerged", (json_int_t)json_array_size(rows), "partial",
+            count[0] != cp.ntasks, "missing", missing, "tasks", tasks);
     }
     p = path_join(out, "results.json", NULL);
     if (merged == NULL || p == NULL || (st = write_json(p, merged, 0)) != 0) {
