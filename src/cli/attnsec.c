@@ -14,21 +14,21 @@
 #include "cli.h"
 #include "commands.h"
 
+/* The commands, main job first, in the order 'attnsec --help' lists them. */
 static const struct cli_group groups[] = {
+    {"audit", cmd_audit, NULL,
+     "attack versus defense on shipped data: one report with numbers and plots"},
     {"attack", NULL, cmd_attack_methods,
      "reconstruct private inputs from what a model released"},
-    {"defend", NULL, cmd_defend_methods,
-     "run a defense and report what it costs"},
-    {"inspect", cmd_inspect, NULL,
-     "print the header, shape and dtype of .npy/.safetensors files"},
+    {"defend", NULL, cmd_defend_methods, "run a defense and report what it costs"},
+    {"account", NULL, cmd_account_methods, "compute epsilon, delta or the noise for a target"},
     {"release", cmd_release, NULL,
      "release an array with exact differentially private noise"},
     {"model", NULL, cmd_model_methods, "make, describe, differentiate and evaluate models"},
     {"data", NULL, cmd_data_methods, "the shipped datasets"},
-    {"account", NULL, cmd_account_methods, "compute epsilon, delta or the noise for a target"},
-    {"audit", cmd_audit, NULL,
-     "attack versus defense on shipped data: one report with numbers and plots"},
     {"batch", NULL, cmd_batch_methods, "plan, run, check and merge a campaign of tasks"},
+    {"inspect", cmd_inspect, NULL,
+     "print the header, shape and dtype of .npy/.safetensors files"},
     {NULL, NULL, NULL, NULL}};
 
 static void
