@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "attnsec/dpsgd.h"
 #include "attnsec/io.h"
 #include "attnsec/noise.h"
@@ -46,8 +50,10 @@ struct asec_dpsgd {
     asec_acct *acct;
     asec_dpsgd_info info;
     int lattice;    /* release-grade noise in use */
+    int snap_dbl;   /* lattice sums are exact in double (setup_noise) */
     double *opt_m;  /* (P) momentum / Adam first moment */
     double *opt_v;  /* (P) Adam second moment */
+    double *ema;    /* (P) parameter average, or NULL (opts.ema == 0) */
     double *pe;     /* (chunk, P) per-example gradients */
     double *losses; /* (chunk) */
     double *sum;    /* (P) the noisy sum, then the update direction */
@@ -147,16 +153,30 @@ scaled_norm2l(const double *v, size_t n, double s)
     return acc;
 }
 
-int
-asec_dpsgd_clip(double *v, size_t n, double clip, double *norm)
+/* The verified clipping factor of RELIABILITY.md 3.2 step 1 for v (n
+ * doubles) without a second pass over v.  With n2 the computed sum of
+ * squares, the true ||v||^2 is at most n2 (1 + gam) (scaled_norm2), and
+ * every w[i] = fl(s v[i]) = s v[i] (1 + d), |d| <= u, so ||w||^2 <= s^2
+ * n2 (1 + gam) (1 + u)^2.  The check below evaluates that bound with the
+ * factor 1 + gam + 8u, which also covers the three roundings of the check
+ * itself (each <= u), against C^2 rounded down; s is stepped down with
+ * nextafter until the check holds.  So ||fl(s v)|| <= C is proved, not
+ * estimated, and the result is deterministic.  *s_out = 1 when no
+ * clipping is needed.  Returns 1 (clipped), 0, ASEC_EINVAL or
+ * ASEC_ENUMERIC. */
+static int
+clip_scale(const double *v, size_t n, double clip, double *norm, double *s_out)
 {
     /* gamma_{n+1} with u = DBL_EPSILON / 2, bounded above by (n + 2) u for
-     * every n that fits in memory; as a relative factor 1 + gamma. */
-    double gam = ((double)n + 2.0) * DBL_EPSILON, lim, n2, s;
+     * every n that fits in memory; as a relative factor 1 + gam. */
+    double gam = ((double)n + 2.0) * DBL_EPSILON, lim, n2, s, f;
 
+    *s_out = 1.0;
     if (!(isfinite(clip) && clip > 0.0))
         ASEC_FAIL(ASEC_EINVAL, "clip norm %g is not finite and positive", clip);
     n2 = scaled_norm2(v, n, 1.0);
+    lim = clip * clip * (1.0 - DBL_EPSILON);
+    f = 1.0 + gam + 4.0 * DBL_EPSILON;
     if (!isfinite(n2)) {
         long double l2;
 
@@ -164,34 +184,39 @@ asec_dpsgd_clip(double *v, size_t n, double clip, double *norm)
             if (!isfinite(v[i]))
                 ASEC_FAIL(ASEC_ENUMERIC, "gradient entry %zu is %g", i, v[i]);
         /* Finite entries whose squares overflow double: long double has
-         * the range for them (> DBL_MAX^2). */
+         * the range for them (> DBL_MAX^2).  The bound is then checked on
+         * the scaled vector (one more pass; this never happens in
+         * training). */
         l2 = scaled_norm2l(v, n, 1.0);
         if (norm != NULL)
             *norm = (double)sqrtl(l2);
-        s = (double)((long double)clip / sqrtl(l2));
-    } else {
-        if (norm != NULL)
-            *norm = sqrt(n2);
-        s = 1.0;
+        s = (double)((long double)clip / sqrtl(l2)) * (1.0 - 2.0 * gam);
+        while (s > 0.0 && scaled_norm2(v, n, s) * (1.0 + gam) > lim)
+            s = nextafter(s * (1.0 - 2.0 * gam), 0.0);
+        *s_out = s;
+        return 1;
     }
-    /* Accept when the upper bound of the true squared norm is <= C^2,
-     * with C^2 itself rounded down (one more ulp). */
-    lim = clip * clip * (1.0 - DBL_EPSILON);
-    if (s == 1.0) {
-        if (n2 * (1.0 + gam) <= lim)
-            return 0;
-        /* RELIABILITY.md 3.2 step 1: s = min(1, C/||v||), then step s down
-         * until the error bound on ||s v|| (rounded products) is <= C. */
-        s = fmin(1.0, clip / sqrt(n2));
-    }
-    /* Start below C by the size of the bound, so that one check normally
-     * suffices; each retry steps down by the same relative amount. */
-    s *= 1.0 - 2.0 * gam;
-    while (s > 0.0 && scaled_norm2(v, n, s) * (1.0 + gam) > lim)
-        s = nextafter(s * (1.0 - 2.0 * gam), 0.0);
-    for (size_t i = 0; i < n; i++)
-        v[i] = s * v[i];
+    if (norm != NULL)
+        *norm = sqrt(n2);
+    if (n2 * f <= lim)
+        return 0;
+    s = fmin(1.0, clip / sqrt(n2)) * (1.0 - gam - 8.0 * DBL_EPSILON);
+    while (s > 0.0 && s * s * n2 * f > lim)
+        s = nextafter(s * (1.0 - gam), 0.0);
+    *s_out = s;
     return 1;
+}
+
+int
+asec_dpsgd_clip(double *v, size_t n, double clip, double *norm)
+{
+    double s;
+    int c = clip_scale(v, n, clip, norm, &s);
+
+    if (c == 1)
+        for (size_t i = 0; i < n; i++)
+            v[i] = s * v[i];
+    return c;
 }
 
 /* ------------------------------------------------------------ setup */
@@ -239,6 +264,8 @@ check_options(const asec_dpsgd_options *o, size_t n)
                   o->target_epsilon);
     if (o->target_epsilon > 0.0 && !(o->delta > 0.0 && o->delta < 1.0))
         ASEC_FAIL(ASEC_EINVAL, "delta %g is not in (0, 1)", o->delta);
+    if (!(o->ema >= 0.0 && o->ema < 1.0))
+        ASEC_FAIL(ASEC_EINVAL, "EMA decay %g is not in [0, 1)", o->ema);
     return ASEC_OK;
 }
 
@@ -380,6 +407,13 @@ setup_noise(asec_dpsgd *d)
     in->noise_var_den = 1;
     in->noise_std = sqrt(var) * in->granularity;
     d->lattice = 1;
+    /* Snapped coordinates are integers of magnitude <= C / g + 1/2; while
+     * C / g <= 2^51 and every partial sum of n of them stays within 2^53,
+     * a double accumulator holds them exactly (and is faster than int64
+     * on machines without vector conversions).  Else snap_add(). */
+    d->snap_dbl = o->clip / in->granularity <= 2251799813685248.0 && /* 2^51 */
+                  (double)d->data.n * (o->clip / in->granularity + 1.0) <=
+                      9007199254740992.0; /* 2^53 */
     return ASEC_OK;
 }
 
@@ -437,8 +471,11 @@ asec_dpsgd_alloc(asec_dpsgd **out, asec_model *m, const asec_dpsgd_data *data,
         (d->sum = alloc_doubles(d->P)) == NULL ||
         (d->isum = asec__calloc(d->P, sizeof(int64_t))) == NULL ||
         (d->ibuf = asec__calloc(d->P, sizeof(int64_t))) == NULL ||
-        (d->perm = asec__calloc(data->n, sizeof(size_t))) == NULL)
+        (d->perm = asec__calloc(data->n, sizeof(size_t))) == NULL ||
+        (opts->ema > 0.0 && (d->ema = alloc_doubles(d->P)) == NULL))
         goto fail;
+    if (d->ema != NULL)
+        memcpy(d->ema, asec_model_params(m), d->P * sizeof(double));
     for (size_t i = 0; i < data->n; i++)
         d->perm[i] = i;
     d->cursor = data->n; /* a new permutation before the first shuffled batch */
@@ -498,6 +535,7 @@ asec_dpsgd_free(asec_dpsgd *d)
     asec_acct_free(d->acct);
     asec__free(d->opt_m);
     asec__free(d->opt_v);
+    asec__free(d->ema);
     asec__free(d->pe);
     asec__free(d->losses);
     asec__free(d->sum);
@@ -522,6 +560,12 @@ void
 asec_dpsgd_get_info(const asec_dpsgd *d, asec_dpsgd_info *out)
 {
     *out = d->info;
+}
+
+const double *
+asec_dpsgd_ema(const asec_dpsgd *d)
+{
+    return d->ema;
 }
 
 const asec_acct *
@@ -632,6 +676,53 @@ snap_add(int64_t *acc, const double *v, size_t n, double g)
     }
 }
 
+/* acc[i] += round(fl(s v[i]) / g), half away from zero, in double: the
+ * same integers as snap_add() on the scaled vector.  q = fl(s v[i]) / g
+ * is exact (g a power of two) with |q| <= C / g <= 2^51, so adding and
+ * subtracting 1.5 * 2^52 rounds q to the nearest integer, ties to even,
+ * exactly (IEEE double, no contraction: -std=c11); the tie test on the
+ * exact difference q - r turns that into ties away from zero.  acc stays
+ * an integer below 2^53 in magnitude (setup_noise), so every addition is
+ * exact. */
+static double
+snap_one(double x, double s, double inv)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double q = (s * x) * inv, r, e;
+
+    r = (q + magic) - magic; /* not folded: no -ffast-math (STYLE B6) */
+    e = q - r;
+    return r + ((double)((e == 0.5) & (q > 0.0)) - (double)((e == -0.5) & (q < 0.0)));
+}
+
+static void
+snap_add_dbl(double *acc, const double *v, size_t n, double s, double g)
+{
+    const double inv = 1.0 / g; /* exact: g is a power of two */
+    size_t i = 0;
+
+#ifdef __SSE2__
+    /* The same IEEE operations on two lanes at once (SSE2 is part of
+     * x86-64): bit-identical to snap_one(). */
+    const __m128d vs = _mm_set1_pd(s), vi = _mm_set1_pd(inv);
+    const __m128d vm = _mm_set1_pd(6755399441055744.0), h = _mm_set1_pd(0.5);
+    const __m128d mh = _mm_set1_pd(-0.5), z = _mm_setzero_pd(), one = _mm_set1_pd(1.0);
+
+    for (; i + 2 <= n; i += 2) {
+        __m128d q = _mm_mul_pd(_mm_mul_pd(vs, _mm_loadu_pd(v + i)), vi);
+        __m128d r = _mm_sub_pd(_mm_add_pd(q, vm), vm);
+        __m128d e = _mm_sub_pd(q, r);
+        __m128d up = _mm_and_pd(_mm_and_pd(_mm_cmpeq_pd(e, h), _mm_cmpgt_pd(q, z)), one);
+        __m128d dn = _mm_and_pd(_mm_and_pd(_mm_cmpeq_pd(e, mh), _mm_cmplt_pd(q, z)), one);
+
+        r = _mm_add_pd(r, _mm_sub_pd(up, dn));
+        _mm_storeu_pd(acc + i, _mm_add_pd(_mm_loadu_pd(acc + i), r));
+    }
+#endif
+    for (; i < n; i++)
+        acc[i] += snap_one(v[i], s, inv);
+}
+
 /* The sum over the batch of the (clipped) per-example gradients: into
  * d->isum (lattice) or d->sum (double).  Fills the norm statistics. */
 static int
@@ -662,8 +753,8 @@ sum_gradients(asec_dpsgd *d, size_t B, asec_dpsgd_step *st, double *loss_sum)
         }
         ASEC_TRY(asec_model_grad_per_example(d->m, d->losses, d->pe, &b));
         for (size_t r = 0; r < nb; r++) {
-            double *row = d->pe + r * P, norm;
-            int c = asec_dpsgd_clip(row, P, C, &norm);
+            double *row = d->pe + r * P, norm, sc;
+            int c = clip_scale(row, P, C, &norm, &sc);
 
             if (c < 0)
                 return c;
@@ -671,14 +762,24 @@ sum_gradients(asec_dpsgd *d, size_t B, asec_dpsgd_step *st, double *loss_sum)
             nsum += norm;
             nmax = fmax(nmax, norm);
             *loss_sum += d->losses[r];
-            if (d->lattice) {
+            /* One pass: scale (the values whose norm clip_scale proved),
+             * snap and accumulate. */
+            if (d->lattice && d->snap_dbl) {
+                snap_add_dbl(d->sum, row, P, sc, d->info.granularity);
+            } else if (d->lattice) {
+                if (c == 1)
+                    for (size_t p = 0; p < P; p++)
+                        row[p] = sc * row[p];
                 snap_add(d->isum, row, P, d->info.granularity);
             } else {
                 for (size_t p = 0; p < P; p++)
-                    d->sum[p] += row[p];
+                    d->sum[p] += sc * row[p];
             }
         }
     }
+    if (d->lattice && d->snap_dbl && C > 0.0)
+        for (size_t p = 0; p < P; p++)
+            d->isum[p] = (int64_t)d->sum[p]; /* integers below 2^53: exact */
     if (C > 0.0 && B > 0) {
         st->mean_norm = nsum / (double)B;
         st->max_norm = nmax;
@@ -788,6 +889,14 @@ asec_dpsgd_iterate(asec_dpsgd *d, asec_dpsgd_step *st)
     d->step++;
     st->step = d->step;
     apply_update(d);
+    if (d->ema != NULL) {
+        /* Post-processing of the released iterate theta_t (dpsgd.h). */
+        double t = (double)d->step, b = fmin(d->opts.ema, (1.0 + t) / (10.0 + t));
+        const double *theta = asec_model_params(d->m);
+
+        for (size_t p = 0; p < P; p++)
+            d->ema[p] = b * d->ema[p] + (1.0 - b) * theta[p];
+    }
     return ASEC_OK;
 }
 
@@ -866,11 +975,11 @@ options_text(char *buf, size_t cap, const asec_dpsgd *d)
              "\"beta2\":%.17g,\"adam_eps\":%.17g,\"sampling\":\"%s\",\"batch\":%zu,"
              "\"steps\":%zu,\"clip\":%.17g,\"sigma\":%.17g,\"idealized\":%d,"
              "\"granularity_bits\":%d,\"chunk\":%zu,\"target_epsilon\":%.17g,"
-             "\"delta\":%.17g,\"n\":%zu,\"T\":%zu}",
+             "\"delta\":%.17g,\"ema\":%.17g,\"n\":%zu,\"T\":%zu}",
              asec_dpsgd_optim_name(o->optim), o->lr, o->momentum, o->beta1, o->beta2,
              o->adam_eps, asec_dpsgd_sampling_name(o->sampling), o->batch, o->steps,
              o->clip, o->sigma, o->idealized, o->granularity_bits, d->chunk,
-             o->target_epsilon, o->delta, d->data.n, d->T);
+             o->target_epsilon, o->delta, o->ema, d->data.n, d->T);
 }
 
 static void
@@ -890,9 +999,9 @@ int
 asec_dpsgd_checkpoint_save(const asec_dpsgd *d, const char *path)
 {
     char arch[1024], opts[1024], state[512], *acct = NULL;
-    double *perm = NULL;
+    double *perm = NULL, *ema = NULL;
     size_t shp[1] = {d->P}, shn[1] = {d->data.n};
-    asec_io_st_entry t[4];
+    asec_io_st_entry t[5];
     const char *keys[5] = {KEY_CONTENT, ASEC_MODEL_ARCH_KEY, KEY_OPTIONS, KEY_STATE,
                            KEY_ACCT};
     const char *vals[5];
@@ -902,7 +1011,9 @@ asec_dpsgd_checkpoint_save(const asec_dpsgd *d, const char *path)
     options_text(opts, sizeof opts, d);
     state_text(state, sizeof state, d);
     ASEC_TRY(asec_acct_to_json(d->acct, &acct));
-    if ((perm = asec__calloc(d->data.n, sizeof(double))) == NULL) {
+    if ((perm = asec__calloc(d->data.n, sizeof(double))) == NULL ||
+        (d->ema == NULL && (ema = alloc_doubles(d->P)) == NULL)) {
+        asec__free(perm);
         asec_acct_json_free(acct);
         return ASEC_ENOMEM;
     }
@@ -912,13 +1023,15 @@ asec_dpsgd_checkpoint_save(const asec_dpsgd *d, const char *path)
     t[1] = (asec_io_st_entry){"opt.m", ASEC_IO_F64, 1, shp, d->opt_m};
     t[2] = (asec_io_st_entry){"opt.v", ASEC_IO_F64, 1, shp, d->opt_v};
     t[3] = (asec_io_st_entry){"perm", ASEC_IO_F64, 1, shn, perm};
+    t[4] = (asec_io_st_entry){"ema", ASEC_IO_F64, 1, shp, d->ema ? d->ema : ema};
     vals[0] = CONTENT;
     vals[1] = arch;
     vals[2] = opts;
     vals[3] = state;
     vals[4] = acct;
-    rc = asec_io_st_write(path, t, 4, keys, vals, 5);
+    rc = asec_io_st_write(path, t, 5, keys, vals, 5);
     asec__free(perm);
+    asec__free(ema);
     asec_acct_json_free(acct);
     return rc;
 }
@@ -944,7 +1057,7 @@ asec_dpsgd_checkpoint_load(asec_dpsgd *d, const char *path)
 {
     asec_io_file *f = NULL;
     asec_acct *acct = NULL;
-    const asec_io_tensor *tp, *tm, *tv, *tperm;
+    const asec_io_tensor *tp, *tm, *tv, *tperm, *te;
     const char *v;
     char want[1024];
     unsigned long long step, seed, spos, npos;
@@ -996,7 +1109,8 @@ asec_dpsgd_checkpoint_load(asec_dpsgd *d, const char *path)
     if ((rc = ckpt_tensor(&tp, f, path, "params", d->P)) != ASEC_OK ||
         (rc = ckpt_tensor(&tm, f, path, "opt.m", d->P)) != ASEC_OK ||
         (rc = ckpt_tensor(&tv, f, path, "opt.v", d->P)) != ASEC_OK ||
-        (rc = ckpt_tensor(&tperm, f, path, "perm", n)) != ASEC_OK)
+        (rc = ckpt_tensor(&tperm, f, path, "perm", n)) != ASEC_OK ||
+        (rc = ckpt_tensor(&te, f, path, "ema", d->P)) != ASEC_OK)
         goto fail;
     if ((seen = asec__calloc(n ? n : 1, 1)) == NULL) {
         rc = ASEC_ENOMEM;
@@ -1023,6 +1137,8 @@ asec_dpsgd_checkpoint_load(asec_dpsgd *d, const char *path)
     memcpy(asec_model_params(d->m), tp->data, d->P * sizeof(double));
     memcpy(d->opt_m, tm->data, d->P * sizeof(double));
     memcpy(d->opt_v, tv->data, d->P * sizeof(double));
+    if (d->ema != NULL)
+        memcpy(d->ema, te->data, d->P * sizeof(double));
     for (size_t i = 0; i < n; i++)
         d->perm[i] = (size_t)tperm->data[i];
     d->cursor = cursor;

@@ -847,10 +847,16 @@ lin_bwd(const struct asec_model_run *r, double *dinp, size_t woff, size_t boff,
     if (!r->per_ex)
         return asec_attn_linear_backward(dinp, G(r, 0, woff), G(r, 0, boff), dout, inp, W,
                                          r->B * rows, IN, OUT);
+    /* The input gradient is row-wise: one GEMM over all B * rows rows (the
+     * small per-example GEMMs cost more than the arithmetic).  Only the
+     * parameter gradients are per example. */
+    if (dinp != NULL)
+        ASEC_TRY(asec_attn_linear_backward(dinp, NULL, NULL, dout, inp, W, r->B * rows,
+                                           IN, OUT));
     for (size_t b = 0; b < r->B; b++)
-        ASEC_TRY(asec_attn_linear_backward(
-            dinp ? dinp + b * rows * IN : NULL, G(r, b, woff), G(r, b, boff),
-            dout + b * rows * OUT, inp + b * rows * IN, W, rows, IN, OUT));
+        ASEC_TRY(asec_attn_linear_backward(NULL, G(r, b, woff), G(r, b, boff),
+                                           dout + b * rows * OUT, inp + b * rows * IN, W,
+                                           rows, IN, OUT));
     return ASEC_OK;
 }
 

@@ -647,6 +647,237 @@ START_TEST(test_oom)
 }
 END_TEST
 
+/* ------------------------------------------ next-token (multinomial) model */
+
+/* A small deterministic instance: N rows, d features, V classes; rows
+ * i < N / 3 (13 of 40) copyrighted. */
+#define LM_N 40
+#define LM_D 5
+#define LM_V 4
+static double lm_x[LM_N * LM_D];
+static int64_t lm_y[LM_N];
+static unsigned char lm_cp[LM_N];
+
+static asec_copyright_lm
+lm_instance(double gamma)
+{
+    asec_copyright_lm p = ASEC_COPYRIGHT_LM_INIT;
+
+    for (size_t i = 0; i < LM_N; i++) {
+        for (size_t j = 0; j < LM_D; j++)
+            lm_x[i * LM_D + j] = j == 0 ? 1.0 : sin(1.3 * (double)(i + 1) * (double)j);
+        lm_y[i] = (int64_t)((i * 7 + i / 5) % LM_V);
+        lm_cp[i] = i < LM_N / 3;
+    }
+    p.x = asec_mat_view(lm_x, LM_N, LM_D);
+    p.y = lm_y;
+    p.cp = lm_cp;
+    p.classes = LM_V;
+    p.gamma = gamma;
+    p.lambda = 0.01;
+    return p;
+}
+
+START_TEST(test_lm_gradcheck)
+{
+    asec_copyright_lm p = lm_instance(0.7);
+    double w[LM_V * LM_D], g[LM_V * LM_D], wp[LM_V * LM_D], wn = 0;
+    asec_copyright_losses lo, lp, lm;
+
+    for (size_t k = 0; k < LM_V * LM_D; k++) {
+        w[k] = 0.3 * cos(0.7 * (double)k);
+        wn += w[k] * w[k];
+    }
+    ck_assert_int_eq(asec_copyright_lm_eval(&lo, g, &p, w), ASEC_OK);
+    /* The pieces: L_cpr = L + gamma / L_1 + 0.5 lambda ||W||^2, tau = L_1 - L_2,
+     * L the row-weighted mean of L_1 (13 rows) and L_2 (27 rows). */
+    ck_assert(fabs(lo.l_cpr - (lo.l + 0.7 / lo.l1 + 0.005 * wn)) < 1e-13);
+    ck_assert(fabs(lo.tau - (lo.l1 - lo.l2)) < 1e-15);
+    ck_assert(fabs(lo.l - (lo.l1 * 13 + lo.l2 * 27) / 40) < 1e-13);
+    for (size_t k = 0; k < LM_V * LM_D; k++) {
+        double h = 1e-5, fd;
+
+        memcpy(wp, w, sizeof w);
+        wp[k] = w[k] + h;
+        ck_assert_int_eq(asec_copyright_lm_eval(&lp, NULL, &p, wp), ASEC_OK);
+        wp[k] = w[k] - h;
+        ck_assert_int_eq(asec_copyright_lm_eval(&lm, NULL, &p, wp), ASEC_OK);
+        fd = (lp.l_cpr - lm.l_cpr) / (2 * h);
+        ck_assert_msg(fabs(fd - g[k]) < 1e-8 * (1 + fabs(g[k])), "k %zu: %g vs %g", k, fd,
+                      g[k]);
+    }
+}
+END_TEST
+
+START_TEST(test_lm_fit_tau_grows)
+{
+    static const double gammas[] = {0.0, 0.1, 0.3, 1.0};
+    double prev = -INFINITY, w[LM_V * LM_D], beta;
+    asec_copyright_lm p;
+    asec_copyright_lm_result r, r0;
+
+    for (size_t t = 0; t < 4; t++) {
+        p = lm_instance(gammas[t]);
+        memset(w, 0, sizeof w);
+        ck_assert_int_eq(asec_copyright_lm_fit(w, &r, &p, NULL), ASEC_OK);
+        ck_assert_msg(r.status == ASEC_COPYRIGHT_CONVERGED_GRAD
+                          || r.status == ASEC_COPYRIGHT_CONVERGED_LOSS,
+                      "gamma %g: %s", gammas[t], asec_copyright_status_name(r.status));
+        ck_assert_msg(r.losses.tau > prev, "gamma %g: tau %g <= %g", gammas[t],
+                      r.losses.tau, prev);
+        prev = r.losses.tau;
+    }
+    /* The guard: beta_c above L_1 at the start is refused. */
+    p = lm_instance(0.5);
+    p.beta_c = 100.0;
+    memset(w, 0, sizeof w);
+    ck_assert_int_eq(asec_copyright_lm_fit(w, &r, &p, NULL), ASEC_ENUMERIC);
+    /* A binding guard: L_1 never drops below it along the path. */
+    p = lm_instance(1e-9);
+    ck_assert_int_eq(asec_copyright_lm_fit(w, &r0, &p, NULL), ASEC_OK);
+    beta = 0.5 * (log(4.0) + r0.losses.l1);
+    ck_assert(r0.losses.l1 < beta);
+    memset(w, 0, sizeof w);
+    p.beta_c = beta;
+    ck_assert_int_eq(asec_copyright_lm_fit(w, &r, &p, NULL), ASEC_OK);
+    ck_assert(r.min_l1 >= beta);
+    ck_assert(r.losses.l1 >= beta);
+}
+END_TEST
+
+/* Toy decoder: the next token is (last + 1) mod 5. */
+static int
+next_succ(void *ctx, const int64_t *h, size_t len, int64_t *out)
+{
+    (void)ctx;
+    *out = (h[len - 1] + 1) % 5;
+    return ASEC_OK;
+}
+
+static int
+next_fail(void *ctx, const int64_t *h, size_t len, int64_t *out)
+{
+    (void)ctx;
+    (void)h;
+    (void)len;
+    (void)out;
+    return ASEC_EIO;
+}
+
+START_TEST(test_regen_known)
+{
+    /* Doc 0 = 0 1 2 3 4 0 1 2: all six 3-grams follow the rule.
+     * Doc 1 = 1 2 9 3 4 0: from one-token prefixes only 3 4 0 is
+     * reproduced (1 of 4).  Doc 2 = 2 3 is shorter than n. */
+    static const int64_t tok[] = {0, 1, 2, 3, 4, 0, 1, 2, 1, 2, 9, 3, 4, 0, 2, 3};
+    static const size_t bounds[] = {0, 8, 14, 16}, bad[] = {0, 8, 17, 18};
+    static const unsigned char sel[] = {0, 1, 1};
+    size_t h, t;
+
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, NULL, 3, 1, -1,
+                                          next_succ, NULL),
+                     ASEC_OK);
+    ck_assert_uint_eq(t, 10);
+    ck_assert_uint_eq(h, 7);
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, sel, 3, 1, -1,
+                                          next_succ, NULL),
+                     ASEC_OK);
+    ck_assert_uint_eq(t, 4);
+    ck_assert_uint_eq(h, 1);
+    /* skip = 0: n-grams holding a 0 are not counted: doc 0 keeps 1 2 3 and
+     * 2 3 4 (both hits), doc 1 keeps 1 2 9, 2 9 3, 9 3 4 (no hit). */
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, NULL, 3, 1, 0,
+                                          next_succ, NULL),
+                     ASEC_OK);
+    ck_assert_uint_eq(t, 5);
+    ck_assert_uint_eq(h, 2);
+    /* Two-token prefixes in doc 1: 1 2 |9 and 2 9 |3 fail, 9 3 |4 and
+     * 3 4 |0 are reproduced. */
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, sel, 3, 2, -1,
+                                          next_succ, NULL),
+                     ASEC_OK);
+    ck_assert_uint_eq(t, 4);
+    ck_assert_uint_eq(h, 2);
+    /* Errors: prefix >= n, prefix 0, bounds past the tokens, the
+     * predictor's own error. */
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, NULL, 3, 3, -1,
+                                          next_succ, NULL),
+                     ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, NULL, 3, 0, -1,
+                                          next_succ, NULL),
+                     ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bad, 3, NULL, 3, 1, -1,
+                                          next_succ, NULL),
+                     ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_regen(&h, &t, tok, 16, bounds, 3, NULL, 3, 1, -1,
+                                          next_fail, NULL),
+                     ASEC_EIO);
+}
+END_TEST
+
+START_TEST(test_lm_errors)
+{
+    asec_copyright_lm p = lm_instance(0.5);
+    asec_copyright_losses lo;
+    double w[LM_V * LM_D] = {0};
+    asec_copyright_lm_result r;
+    asec_copyright_lm_options o = ASEC_COPYRIGHT_LM_OPTIONS_INIT;
+
+    ck_assert_int_eq(asec_copyright_lm_check(&p), ASEC_OK);
+    p.gamma = -1;
+    ck_assert_int_eq(asec_copyright_lm_eval(&lo, NULL, &p, w), ASEC_EINVAL);
+    p = lm_instance(0.5);
+    p.version = 99;
+    ck_assert_int_eq(asec_copyright_lm_check(&p), ASEC_EINVAL);
+    p = lm_instance(0.5);
+    p.classes = 1;
+    ck_assert_int_eq(asec_copyright_lm_check(&p), ASEC_EINVAL);
+    p = lm_instance(0.5);
+    lm_y[3] = LM_V;
+    ck_assert_int_eq(asec_copyright_lm_check(&p), ASEC_EINVAL);
+    p = lm_instance(0.5);
+    memset(lm_cp, 0, sizeof lm_cp);
+    ck_assert_int_eq(asec_copyright_lm_check(&p), ASEC_EINVAL);
+    p.gamma = 0; /* no copyrighted row is fine without the term: L_1 NaN */
+    ck_assert_int_eq(asec_copyright_lm_eval(&lo, NULL, &p, w), ASEC_OK);
+    ck_assert(isnan(lo.l1) && isnan(lo.tau));
+    p = lm_instance(0.5);
+    lm_x[7] = NAN;
+    ck_assert_int_eq(asec_copyright_lm_check(&p), ASEC_ENUMERIC);
+    p = lm_instance(0.5);
+    o.memory = 0;
+    ck_assert_int_eq(asec_copyright_lm_fit(w, &r, &p, &o), ASEC_EINVAL);
+    o.memory = 8;
+    o.version = 7;
+    ck_assert_int_eq(asec_copyright_lm_fit(w, &r, &p, &o), ASEC_EINVAL);
+}
+END_TEST
+
+START_TEST(test_lm_oom)
+{
+    asec_copyright_lm p = lm_instance(0.5);
+    long n;
+
+    for (n = 0;; n++) {
+        double w[LM_V * LM_D] = {0}, g[LM_V * LM_D];
+        asec_copyright_lm_result r;
+        asec_copyright_losses lo;
+        int rc;
+
+        asec_debug_fail_alloc(n);
+        rc = asec_copyright_lm_eval(&lo, g, &p, w);
+        if (rc == ASEC_OK)
+            rc = asec_copyright_lm_fit(w, &r, &p, NULL);
+        asec_debug_fail_alloc(-1);
+        if (rc == ASEC_OK)
+            break;
+        ck_assert_msg(rc == ASEC_ENOMEM, "n=%ld: %d %s", n, rc, asec_errmsg());
+        ck_assert_int_lt(n, 1000);
+    }
+    ck_assert_int_ge(n, 3);
+}
+END_TEST
+
 static Suite *
 copyright_suite(void)
 {
@@ -668,9 +899,14 @@ copyright_suite(void)
     tcase_add_test(tc, test_sketch_factor_and_rate);
     tcase_add_test(tc, test_tau_grows_with_gamma);
     tcase_add_test(tc, test_beta_guard);
+    tcase_add_test(tg, test_lm_gradcheck);
+    tcase_add_test(tc, test_lm_fit_tau_grows);
+    tcase_add_test(tc, test_regen_known);
     tcase_set_timeout(tc, 60);
     tcase_add_test(te, test_errors);
+    tcase_add_test(te, test_lm_errors);
     tcase_add_test(to, test_oom);
+    tcase_add_test(to, test_lm_oom);
     tcase_set_timeout(to, 60);
     suite_add_tcase(s, tr);
     suite_add_tcase(s, tg);

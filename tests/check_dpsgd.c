@@ -13,6 +13,11 @@
  *               uninterrupted one (params, ledger), for every optimiser
  *   stats       the lattice noise has variance (sigma C_eff)^2 per
  *               coordinate (chi-square bound, alpha = 1e-6)
+ *   exact       a release-grade SGD step equals, bit for bit, a reference
+ *               built from the public pieces: per-example gradients,
+ *               asec_dpsgd_clip, asec_noise_snap, int64 sums, the noise
+ *               stream "dpsgd/noise" and asec_noise_unsnap; the parameter
+ *               average follows its recurrence
  *   errors      every documented ASEC_E* of the module
  *   oom         allocation failures in alloc, iterate, checkpoint save/load
  */
@@ -502,6 +507,99 @@ START_TEST(test_noise_variance)
 }
 END_TEST
 
+/* ------------------------------------------------------------ exact */
+
+/* Full batch (shuffle, batch = n: the sum does not depend on the order),
+ * SGD with lr 1: theta_1 = theta_0 - unsnap(sum_b snap(clip(g_b)) + noise) / n,
+ * where the noise is drawn from the child stream "dpsgd/noise" exactly as
+ * the handle draws it. */
+START_TEST(test_exact_lattice_step)
+{
+    asec_dpsgd_options o = ASEC_DPSGD_OPTIONS_INIT;
+    const size_t n = 24;
+    asec_model *m, *ref;
+    asec_rng *rng, *rn;
+    asec_dpsgd *d;
+    asec_dpsgd_info in;
+    asec_dpsgd_data dd;
+    asec_model_batch b;
+    double *pe, *losses, *upd, *t0, *ema, bt;
+    int64_t *acc, *row, *nz;
+    size_t P;
+
+    load_digits();
+    o.optim = ASEC_DPSGD_SGD;
+    o.lr = 1.0;
+    o.sampling = ASEC_DPSGD_SHUFFLE;
+    o.batch = n;
+    o.steps = 2;
+    o.sigma = 0.8;
+    o.clip = 0.05; /* most examples are clipped */
+    o.ema = 0.9;
+    d = small_run(&m, &rng, &o, n, 41);
+    ck_assert_int_eq(asec_model_clone(&ref, m), ASEC_OK);
+    P = asec_model_param_count(m);
+    pe = malloc(n * P * sizeof *pe);
+    losses = malloc(n * sizeof *losses);
+    upd = malloc(P * sizeof *upd);
+    t0 = malloc(P * sizeof *t0);
+    ema = malloc(P * sizeof *ema);
+    acc = calloc(P, sizeof *acc);
+    row = malloc(P * sizeof *row);
+    nz = malloc(P * sizeof *nz);
+    memcpy(t0, asec_model_params(m), P * sizeof *t0);
+    ck_assert(asec_dpsgd_ema(d) != NULL);
+    ck_assert_int_eq(asec_dpsgd_iterate(d, NULL), ASEC_OK);
+    asec_dpsgd_get_info(d, &in);
+    ck_assert(in.granularity > 0.0);
+
+    dd = digits(n);
+    b = (asec_model_batch){n, 0, dd.x, NULL, dd.labels, NULL};
+    ck_assert_int_eq(asec_model_grad_per_example(ref, losses, pe, &b), ASEC_OK);
+    for (size_t e = 0; e < n; e++) {
+        ck_assert_int_ge(asec_dpsgd_clip(pe + e * P, P, o.clip, NULL), 0);
+        ck_assert_int_eq(asec_noise_snap(row, pe + e * P, P, in.granularity), ASEC_OK);
+        ck_assert_int_eq(asec_noise_acc_add(acc, row, P), ASEC_OK);
+    }
+    ck_assert_int_eq(asec_rng_derive(&rn, rng, "dpsgd/noise"), ASEC_OK);
+    ck_assert_int_eq(asec_noise_dgauss(nz, P, rn, in.noise_var_num, in.noise_var_den,
+                                       ASEC_NOISE_PATH_AUTO),
+                     ASEC_OK);
+    ck_assert_int_eq(asec_noise_acc_add(acc, nz, P), ASEC_OK);
+    ck_assert_int_eq(asec_noise_unsnap(upd, acc, P, in.granularity), ASEC_OK);
+    for (size_t p = 0; p < P; p++) {
+        double want = t0[p] - o.lr * (upd[p] / (double)n);
+
+        ck_assert_msg(asec_model_params(m)[p] == want, "param %zu: %.17g vs %.17g", p,
+                      asec_model_params(m)[p], want);
+    }
+    /* The average: a_0 = theta_0, b_1 = min(0.9, 2 / 11). */
+    bt = fmin(0.9, 2.0 / 11.0);
+    for (size_t p = 0; p < P; p++)
+        ema[p] = bt * t0[p] + (1.0 - bt) * asec_model_params(m)[p];
+    ck_assert_int_eq(asec_dpsgd_iterate(d, NULL), ASEC_OK);
+    bt = fmin(0.9, 3.0 / 12.0);
+    for (size_t p = 0; p < P; p++) {
+        double want = bt * ema[p] + (1.0 - bt) * asec_model_params(m)[p];
+
+        ck_assert_msg(asec_dpsgd_ema(d)[p] == want, "ema %zu", p);
+    }
+    free(pe);
+    free(losses);
+    free(upd);
+    free(t0);
+    free(ema);
+    free(acc);
+    free(row);
+    free(nz);
+    asec_rng_free(rn);
+    asec_dpsgd_free(d);
+    asec_rng_free(rng);
+    asec_model_free(ref);
+    asec_model_free(m);
+}
+END_TEST
+
 /* ------------------------------------------------------------ errors */
 
 START_TEST(test_errors)
@@ -531,6 +629,7 @@ START_TEST(test_errors)
     } while (0)
     BAD(version, 99, ASEC_EINVAL);
     BAD(lr, 0.0, ASEC_EINVAL);
+    BAD(ema, 1.0, ASEC_EINVAL);
     BAD(lr, NAN, ASEC_EINVAL);
     BAD(momentum, 1.0, ASEC_EINVAL);
     BAD(beta2, -0.1, ASEC_EINVAL);
@@ -709,6 +808,11 @@ dpsgd_suite(void)
     tc = tcase_create("stats");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_noise_variance, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("exact");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_exact_lattice_step);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -51,6 +51,7 @@
 #define ATTNSEC_COPYRIGHT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <attnsec/common.h>
 #include <attnsec/mat.h>
@@ -279,6 +280,116 @@ ASEC_API size_t asec_copyright_solver_count(const asec_copyright_solver *s)
 ASEC_API int asec_copyright_solver_record(const asec_copyright_solver *s, size_t t,
                                           asec_copyright_iterate *out)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 3);
+
+/* ------------------------------------------- next-token (multinomial) model */
+
+/* The language-model instance of the copyright objective, as the paper's
+ * experiment trains it (MATH.md §6.2-§6.3: "loss += gamma / CE_cp" on the
+ * token cross-entropy): a multinomial logistic regression W (V, d),
+ * row-major, over N examples with features x_i (d), labels y_i in [0, V)
+ * and a copyright mark cp_i.  With p_i = softmax(W x_i) and
+ * CE_i = -log p_i[y_i]:
+ *
+ *   L     = mean of CE_i over all N rows (copyrighted rows included)
+ *   L_1   = mean over the n1 rows with cp_i != 0, L_2 = mean over the rest
+ *   L_reg = 0.5 lambda ||W||_F^2
+ *   L_cpr = L + gamma / L_1 + L_reg,   tau = L_1 - L_2
+ *
+ * tau is the paper's L(A1)/n1 - L(A2)/n2 with L the summed cross-entropy,
+ * always from the plain losses (never one that includes gamma / L_1).
+ * Every pointer is borrowed and read only. */
+typedef struct asec_copyright_lm {
+    unsigned int version;    /* ASEC_COPYRIGHT_LM_VERSION */
+    asec_mat x;              /* (N, d) features, N >= 1, d >= 1 */
+    const int64_t *y;        /* (N) labels in [0, classes) */
+    const unsigned char *cp; /* (N) nonzero: copyrighted row */
+    size_t classes;          /* V >= 2 */
+    double gamma;            /* >= 0; > 0 needs n1 >= 1 */
+    double lambda;           /* >= 0 */
+    double beta_c;           /* >= 0: the fit keeps L_1 >= beta_c */
+} asec_copyright_lm;
+
+#define ASEC_COPYRIGHT_LM_VERSION 1
+#define ASEC_COPYRIGHT_LM_INIT                                                         \
+    { ASEC_COPYRIGHT_LM_VERSION, {0, 0, 0, NULL}, NULL, NULL, 0, 0.0, 0.0, 0.0 }
+
+/* Check: version, N, d or V zero, NULL arrays, gamma/lambda/beta_c
+ * negative or non-finite, gamma > 0 with no copyrighted row (ASEC_EINVAL),
+ * a label out of range (ASEC_EINVAL, naming the row), a non-finite
+ * feature (ASEC_ENUMERIC).  Allocates nothing. */
+ASEC_API int asec_copyright_lm_check(const asec_copyright_lm *p)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1);
+
+/* Losses at w (V x d, row-major) into *out (l, l1, l2, l_reg, l_cpr, tau
+ * as above; l1/l2/tau NaN when their row set is empty) and optionally
+ * grad L_cpr (V x d; may be NULL; must not alias w).  Returns ASEC_OK, the
+ * asec_copyright_lm_check() errors, ASEC_ENUMERIC (a non-finite loss, or
+ * L_1 == 0 with gamma > 0) or ASEC_ENOMEM.  Works in row blocks;
+ * allocates O(V (d + 1024)) scratch, freed before returning. */
+ASEC_API int asec_copyright_lm_eval(asec_copyright_losses *out, double *grad,
+                                    const asec_copyright_lm *p, const double *w)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 3, 4);
+
+typedef struct asec_copyright_lm_options {
+    unsigned int version;  /* ASEC_COPYRIGHT_LM_OPTIONS_VERSION */
+    size_t max_iter;       /* L-BFGS iterations; default 200 */
+    size_t memory;         /* L-BFGS pairs kept, >= 1; default 8 */
+    double tol_grad;       /* stop when max |grad| <= tol_grad; 1e-6 */
+    double tol_rel_loss;   /* stop when a step decreases L_cpr by
+                              <= tol_rel_loss |L_cpr|; 1e-10 */
+    size_t max_backtrack;  /* halvings before STALLED; default 40 */
+} asec_copyright_lm_options;
+
+#define ASEC_COPYRIGHT_LM_OPTIONS_VERSION 1
+#define ASEC_COPYRIGHT_LM_OPTIONS_INIT                                                 \
+    { ASEC_COPYRIGHT_LM_OPTIONS_VERSION, 200, 8, 1e-6, 1e-10, 40 }
+
+typedef struct asec_copyright_lm_result {
+    asec_copyright_status status; /* CONVERGED_GRAD, CONVERGED_LOSS,
+                                     MAX_ITER or STALLED */
+    size_t iterations;            /* accepted steps */
+    size_t evaluations;           /* loss + gradient evaluations */
+    double grad_norm;             /* max |grad L_cpr| at the result */
+    double min_l1;                /* smallest L_1 over accepted iterates */
+    asec_copyright_losses losses; /* at the result */
+} asec_copyright_lm_result;
+
+/* Minimise L_cpr by L-BFGS (two-loop recursion) with Armijo backtracking
+ * (c1 = 1e-4, halving) that also rejects any trial point with
+ * L_1 < beta_c (when gamma > 0) or a non-finite loss.  w (V x d) holds the
+ * start on entry and the result on return (also after a STALLED stop: the
+ * last accepted iterate).  opts NULL means the defaults.  Returns ASEC_OK,
+ * the check errors, ASEC_EINVAL (bad options), ASEC_ENUMERIC (L_1(w0) <
+ * beta_c with gamma > 0, or a non-finite loss at w0) or ASEC_ENOMEM.
+ * Allocates (2 memory + 5) V d doubles and O(1024 V) scratch. */
+ASEC_API int asec_copyright_lm_fit(double *w, asec_copyright_lm_result *res,
+                                   const asec_copyright_lm *p,
+                                   const asec_copyright_lm_options *opts)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 3);
+
+/* Greedy next-token predictor for asec_copyright_regen(): store in *next
+ * the most likely token after history[0 .. len).  Returns ASEC_OK or a
+ * negative ASEC_E* that aborts the count. */
+typedef int (*asec_copyright_next_fn)(void *ctx, const int64_t *history, size_t len,
+                                      int64_t *next);
+
+/* Verbatim regeneration count.  Documents are the token ranges
+ * [bounds[j], bounds[j+1]) of tokens (ntok), j < ndocs (bounds
+ * non-decreasing, bounds[ndocs] <= ntok); selected (ndocs, NULL: all)
+ * picks the documents counted.  Every start s with the n-gram
+ * tokens[s .. s+n) inside one selected document and none of its tokens
+ * equal to skip (pass a negative skip for none) is one n-gram occurrence
+ * (*total); it is reproduced (*hits) when greedy decoding from its own
+ * prefix tokens[s .. s+prefix), calling next() with the prefix followed
+ * by the tokens generated so far, yields exactly tokens[s+prefix .. s+n).
+ * Decoding stops at the first wrong token.  Requires 1 <= prefix < n.
+ * Returns ASEC_OK, ASEC_EINVAL (bad n/prefix, bounds out of order or past
+ * ntok), next()'s error, or ASEC_ENOMEM.  Allocates n int64s. */
+ASEC_API int asec_copyright_regen(size_t *hits, size_t *total, const int64_t *tokens,
+                                  size_t ntok, const size_t *bounds, size_t ndocs,
+                                  const unsigned char *selected, size_t n, size_t prefix,
+                                  int64_t skip, asec_copyright_next_fn next, void *ctx)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 3, 5, 11);
 
 ASEC_END_DECLS
 

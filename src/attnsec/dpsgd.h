@@ -105,13 +105,16 @@ typedef struct asec_dpsgd_options {
     double target_epsilon; /* > 0: refuse steps that would take epsilon
                               (RDP, at delta) above it; 0: no limit */
     double delta;          /* (0, 1): the delta of target_epsilon */
+    double ema;            /* [0, 1): decay of an exponential moving average
+                              of the parameters after each step (0: none);
+                              see asec_dpsgd_ema() */
 } asec_dpsgd_options;
 
-#define ASEC_DPSGD_OPTIONS_VERSION 1
+#define ASEC_DPSGD_OPTIONS_VERSION 2
 #define ASEC_DPSGD_OPTIONS_INIT                                                          \
     {                                                                                    \
         ASEC_DPSGD_OPTIONS_VERSION, ASEC_DPSGD_ADAM, 1e-3, 0.9, 0.9, 0.999, 1e-8,        \
-            ASEC_DPSGD_POISSON, 64, 100, 1.0, 1.0, 0, 0, 0, 0.0, 1e-5                    \
+            ASEC_DPSGD_POISSON, 64, 100, 1.0, 1.0, 0, 0, 0, 0.0, 1e-5, 0.0               \
     }
 
 /* A training set of n examples.  Borrowed: it must outlive the handle.
@@ -206,9 +209,19 @@ ASEC_API void asec_dpsgd_get_info(const asec_dpsgd *d, asec_dpsgd_info *out)
  * load or asec_dpsgd_free()): query it with asec_acct_epsilon(). */
 ASEC_API const asec_acct *asec_dpsgd_get_acct(const asec_dpsgd *d) ASEC_NONNULL(1);
 
+/* The exponential moving average of the parameters (P doubles, owned by d)
+ * when opts.ema > 0, else NULL.  After step t it is
+ *   a_t = b_t a_{t-1} + (1 - b_t) theta_t,  b_t = min(ema, (1 + t) / (10 + t)),
+ * a_0 = theta_0 (the warm-up b_t keeps the initial parameters from
+ * dominating short runs).  A function of the released iterates only, so
+ * it costs no privacy (post-processing).  Valid until the next iterate,
+ * checkpoint load or free. */
+ASEC_API const double *asec_dpsgd_ema(const asec_dpsgd *d) ASEC_NONNULL(1);
+
 /* Save a checkpoint to path (a safetensors file, atomic): tensors
  * "params", "opt.m", "opt.v" (P, F64; the optimiser's state, zero when
- * unused) and "perm" (n, F64: the shuffle permutation), metadata
+ * unused), "ema" (P, F64: the parameter average, zero when unused) and
+ * "perm" (n, F64: the shuffle permutation), metadata
  * "attnsec.content" = "dpsgd-checkpoint", the architecture JSON, the
  * options (attnsec.dpsgd.options), the step and stream state
  * (attnsec.dpsgd.state) and the accountant (attnsec.dpsgd.accountant,

@@ -4,7 +4,8 @@
  *
  *   copyright   copyright-avoiding softmax regression (arXiv 2308.12247)
  *               from .npy inputs A, b and a copyright row mask, with gamma
- *               and proportion sweeps (asec_copyright(3)).
+ *               and proportion sweeps (asec_copyright(3)); with --corpus the
+ *               demonstration on the KJV corpus (cmd_defend_corpus.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
@@ -39,6 +40,7 @@ copyright_help(void)
 {
     printf(
         "Usage: attnsec defend copyright [OPTION]... -A FILE -b FILE -m FILE -o DIR\n"
+        "  or:  attnsec defend copyright --corpus [OPTION]... -o DIR\n"
         "Fit the copyright regression L + gamma / L_1 + L_reg of arXiv 2308.12247 on\n"
         "the rows of A, with the rows selected by the mask as copyrighted data, and\n"
         "report the achieved tau = L_1/n1 - L_2/n2 for each gamma (and proportion).\n"
@@ -72,6 +74,10 @@ copyright_help(void)
         "  -v, --verbose           print every iterate on standard error\n"
         "  -h, --help              display this help and exit\n"
         "  -V, --version           output version information and exit\n"
+        "Corpus demonstration (details: --corpus --help):\n"
+        "      --corpus            next-token copyright regression on the KJV corpus,\n"
+        "                            with --copyright-fraction, --doc-len, --max-tokens,\n"
+        "                            --vocab, --context, --embed-dim, --ngram, --lambda\n"
         "\n"
         "For the softmax family the targets of the copyrighted rows (and of the other\n"
         "rows) are renormalised to sum to 1, since softmax is taken over each subset.\n"
@@ -199,6 +205,10 @@ cmd_defend_copyright(int argc, char **argv)
     asec_afile *csv = NULL, *trace = NULL, *dat = NULL;
     char path[4096];
 
+    /* The corpus demonstration has its own options (cmd_defend_corpus.c). */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--corpus") == 0)
+            return cmd_defend_copyright_corpus(argc, argv);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+A:b:m:w:o:g:s:qvhV", longopts, NULL)) != -1) {
         switch (c) {

@@ -73,6 +73,8 @@ dpsgd_help(void)
         "                            (default: steps / 20)\n"
         "      --checkpoint-every=N  write a checkpoint every N steps (default: 50;\n"
         "                            0: never)\n"
+        "      --ema=DECAY         release an exponential moving average of the\n"
+        "                            parameters (post-processing; default: 0, off)\n"
         "      --resume            continue from DIR/checkpoint.safetensors\n"
         "  -s, --seed=N            seeded randomness: reproducible, NOT a DP release\n"
         "                            (default: secure randomness)\n"
@@ -124,6 +126,17 @@ text_add(struct text *t, const char *fmt, ...)
             t->cap = cap;
         }
     }
+}
+
+/* Copy the parameter average into the released model (--ema). */
+static void
+sync_released(asec_model *rel, const asec_dpsgd *d)
+{
+    const double *a = asec_dpsgd_ema(d);
+
+    if (a != NULL)
+        memcpy(asec_model_params(rel), a,
+               asec_model_param_count(rel) * sizeof(double));
 }
 
 /* Keep the curve rows of steps <= step from an earlier curve.csv (resume). */
@@ -248,7 +261,8 @@ cmd_defend_dpsgd(int argc, char **argv)
         OPT_BITS,
         OPT_EVAL,
         OPT_CKPT,
-        OPT_RESUME
+        OPT_RESUME,
+        OPT_EMA
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -271,6 +285,7 @@ cmd_defend_dpsgd(int argc, char **argv)
         {"eval-every", required_argument, NULL, OPT_EVAL},
         {"checkpoint-every", required_argument, NULL, OPT_CKPT},
         {"resume", no_argument, NULL, OPT_RESUME},
+        {"ema", required_argument, NULL, OPT_EMA},
         {"seed", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
@@ -285,7 +300,7 @@ cmd_defend_dpsgd(int argc, char **argv)
     size_t eval_every = 0, ckpt_every = 50, bits = 0;
     uint64_t seed = 0, start_step = 0;
     asec_data *train = NULL, *test = NULL;
-    asec_model *m = NULL;
+    asec_model *m = NULL, *me = NULL, *rel;
     asec_rng *rng = NULL;
     asec_dpsgd *d = NULL;
     asec_report *rep = NULL;
@@ -381,6 +396,10 @@ cmd_defend_dpsgd(int argc, char **argv)
             break;
         case OPT_RESUME:
             resume = 1;
+            break;
+        case OPT_EMA:
+            if (cli_parse_double("--ema", optarg, 0.0, 0.999999, &o.ema) != 0)
+                return EXIT_USAGE;
             break;
         case 's':
             if (cli_parse_u64("--seed", optarg, &seed) != 0)
@@ -512,6 +531,16 @@ cmd_defend_dpsgd(int argc, char **argv)
         }
     }
     asec_dpsgd_get_info(d, &info);
+    /* The released model: the parameter average when --ema is on (a copy
+     * refreshed before every evaluation), else the iterate itself. */
+    rel = m;
+    if (o.ema > 0.0) {
+        if ((rc = asec_model_clone(&me, m)) != ASEC_OK) {
+            status = cli_fail(rc);
+            goto done;
+        }
+        rel = me;
+    }
     if ((rc = asec_afile_mkdirs(outdir)) != ASEC_OK) {
         status = cli_fail(rc);
         goto done;
@@ -566,7 +595,8 @@ cmd_defend_dpsgd(int argc, char **argv)
                 eps = r.epsilon;
             else if (!info.private_run)
                 eps = INFINITY;
-            if ((rc = asec_dpsgd_evaluate(m, &td, 0, &tl, &ta)) != ASEC_OK) {
+            sync_released(rel, d);
+            if ((rc = asec_dpsgd_evaluate(rel, &td, 0, &tl, &ta)) != ASEC_OK) {
                 status = cli_fail(rc);
                 goto done;
             }
@@ -599,14 +629,16 @@ cmd_defend_dpsgd(int argc, char **argv)
         asec_dpsgd_data td = {test->n, 0, test->images, NULL, test->labels, NULL};
         asec_dpsgd_data trd = {train->n, 0, train->images, NULL, train->labels, NULL};
 
-        if ((rc = asec_dpsgd_evaluate(m, &td, 0, &test_loss, &test_acc)) != ASEC_OK ||
-            (rc = asec_dpsgd_evaluate(m, &trd, 0, &train_loss, &train_acc)) != ASEC_OK) {
+        sync_released(rel, d);
+        if ((rc = asec_dpsgd_evaluate(rel, &td, 0, &test_loss, &test_acc)) != ASEC_OK ||
+            (rc = asec_dpsgd_evaluate(rel, &trd, 0, &train_loss, &train_acc)) !=
+                ASEC_OK) {
             status = cli_fail(rc);
             goto done;
         }
     }
     snprintf(path, sizeof path, "%s/model.safetensors", outdir);
-    if ((rc = asec_model_save(m, path)) != ASEC_OK ||
+    if ((rc = asec_model_save(rel, path)) != ASEC_OK ||
         (rc = write_curve(outdir, &curve)) || (rc = write_gnuplot(outdir))) {
         status = cli_fail(rc);
         goto done;
@@ -843,6 +875,7 @@ done:
     free(curve.p);
     asec_report_free(rep);
     asec_dpsgd_free(d);
+    asec_model_free(me);
     asec_model_free(m);
     asec_rng_free(rng);
     asec_data_free(train);

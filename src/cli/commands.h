@@ -10,6 +10,7 @@
  * table (NULL-terminated) and the copyright method. */
 extern const struct cli_method cmd_defend_methods[];
 int cmd_defend_copyright(int argc, char **argv);
+int cmd_defend_copyright_corpus(int argc, char **argv); /* cmd_defend_corpus.c */
 int cmd_defend_dp_attn(int argc, char **argv);
 int cmd_defend_dpsgd(int argc, char **argv); /* cmd_defend_dpsgd.c */
 
