@@ -40,6 +40,7 @@
 #include <png.h>
 #endif
 
+#include "attnsec/attn_invert.h"
 #include "attnsec/attnsec.h"
 #include "attnsec/dlg.h"
 #include "attnsec/dpsgd.h"
@@ -49,6 +50,25 @@
 #define MAX_RUNS 9
 #define MAX_IMAGES 16
 #define DELTA 1e-5
+/* Training lengths (CPU time on one core is about 0.25 ms per example
+ * gradient; see attnsec-audit(1) for the accuracies these give). */
+#define DEFAULT_STEPS 150
+#define DEFAULT_NP_STEPS 300
+#define QUICK_STEPS 100
+#define QUICK_NP_STEPS 150
+#define QUICK_EPS "8"
+
+struct dlg_out {
+    size_t nimg;
+    double mse[MAX_IMAGES], psnr[MAX_IMAGES], rel[MAX_IMAGES];
+    int label_ok[MAX_IMAGES];
+    int converged[MAX_IMAGES];
+    double *recon; /* (nimg, 64) */
+    double seconds;
+    int ok;
+    asec_dlg_loss loss;  /* the matching loss tried first */
+    size_t other_loss;   /* images recovered only by the other loss */
+};
 
 struct run {
     char name[32];     /* "non-private", "eps=8" */
@@ -59,16 +79,14 @@ struct run {
     double sigma, q, clip;
     double eps[4], eps_lo[4]; /* rdp, pld, basic(classic), advanced; NAN when absent */
     double test_acc, train_acc;
-    /* DLG */
-    size_t nimg;
-    double mse[MAX_IMAGES], psnr[MAX_IMAGES], rel[MAX_IMAGES];
-    int label_ok[MAX_IMAGES];
-    double *recon; /* (nimg, 64) */
-    double dlg_seconds;
-    int dlg_ok;
+    /* DLG on what one DP-SGD step releases (the raw gradient when not
+     * private; clipped and noised otherwise), and, for private runs, on
+     * the clipped gradient without noise (clip) */
+    struct dlg_out dlg, clip_only;
     /* attention inversion */
     int ai_ok;
-    double ai_orbit, ai_orbit_w, ai_naive, ai_ker;
+    double ai_orbit, ai_orbit_w, ai_naive, ai_ker, ai_rel;
+    double ai_qk_err; /* |q, k from X - q, k of the forward pass|, max */
     int ai_success;
 };
 
@@ -78,7 +96,11 @@ struct audit {
     const char *out;
     int quick;
     uint64_t seed;
-    size_t steps, batch, nimg, restarts;
+    size_t steps, batch, nimg, restarts, noisy_restarts;
+    size_t np_steps, np_batch; /* the non-private run (Adam) */
+    double np_lr;
+    size_t params, width, tokens; /* of the model, for the notes */
+    char ker_text[32], qk_text[32];
     double lr, clip;
     double eps[MAX_RUNS];
     size_t neps;
@@ -103,14 +125,21 @@ usage(void)
            "      --quick            a small audit for demonstrations and tests\n"
            "                           (under a minute on 2 cores)\n"
            "      --data=NAME        digits (default); text is not available yet\n"
-           "  -e, --epsilons=LIST    target epsilons, comma-separated (default 1,3,8)\n"
-           "  -T, --steps=N          DP-SGD steps per run (default 300; quick 60)\n"
-           "  -b, --batch-size=N     expected batch size (default 256)\n"
-           "      --lr=RATE          Adam learning rate (default 0.01)\n"
+           "  -e, --epsilons=LIST    target epsilons, comma-separated (default 1,3,8;\n"
+           "                           quick 8)\n"
+           "  -T, --steps=N          DP-SGD steps per private run (default 150; quick 100)\n"
+           "  -b, --batch-size=N     expected DP-SGD batch size (default 718: q = 0.5)\n"
+           "      --lr=RATE          DP-SGD learning rate, SGD with momentum 0.9\n"
+           "                           (default 0.3)\n"
            "  -C, --clip=C           per-example clipping norm (default 1)\n"
+           "      --np-steps=N       Adam steps of the non-private run (default 300;\n"
+           "                           quick 150)\n"
+           "      --np-batch-size=N  its expected batch size (default 256)\n"
+           "      --np-lr=RATE       its Adam learning rate (default 0.003)\n"
            "  -n, --images=N         held-out images attacked per run (default 4;\n"
            "                           quick 2)\n"
-           "  -r, --restarts=N       DLG random starts per image (default 4; quick 2)\n"
+           "  -r, --restarts=N       DLG random starts per image and loss (default 8;\n"
+           "                           quick 4; a quarter of them on noisy gradients)\n"
            "      --plot=FORMAT      png (default), svg or none: render the plots with\n"
            "                           gnuplot when it is installed\n"
            "  -s, --seed=N           seed of every stream (default: drawn from the OS\n"
@@ -286,17 +315,28 @@ train(struct audit *a, struct run *r, uint64_t seed)
     args_add(&av, "dpsgd");
     args_add(&av, "-q");
     args_add(&av, "--output=%s", dir);
-    args_add(&av, "--steps=%zu", a->steps);
-    args_add(&av, "--batch-size=%zu", a->batch);
-    args_add(&av, "--lr=%.17g", a->lr);
     args_add(&av, "--seed=%llu", (unsigned long long)seed);
     args_add(&av, "--checkpoint-every=0");
-    args_add(&av, "--eval-every=%zu", a->steps); /* one evaluation, at the end */
     args_add(&av, "--delta=1e-5");
+    /* every option explicit: the audit does not follow the defaults of
+     * 'defend dpsgd' */
+    args_add(&av, "--sampling=poisson");
     if (r->target_eps > 0) {
+        args_add(&av, "--optimizer=momentum");
+        args_add(&av, "--momentum=0.9");
+        args_add(&av, "--steps=%zu", a->steps);
+        args_add(&av, "--batch-size=%zu", a->batch);
+        args_add(&av, "--lr=%.17g", a->lr);
+        args_add(&av, "--eval-every=%zu", a->steps); /* one evaluation, at the end */
         args_add(&av, "--target-epsilon=%.17g", r->target_eps);
         args_add(&av, "--clip=%.17g", a->clip);
     } else {
+        args_add(&av, "--optimizer=adam");
+        args_add(&av, "--momentum=0.9");
+        args_add(&av, "--steps=%zu", a->np_steps);
+        args_add(&av, "--batch-size=%zu", a->np_batch);
+        args_add(&av, "--lr=%.17g", a->np_lr);
+        args_add(&av, "--eval-every=%zu", a->np_steps);
         args_add(&av, "--sigma=0");
         args_add(&av, "--no-clip");
     }
@@ -352,23 +392,34 @@ done:
 
 /* ------------------------------------------------------------------ DLG */
 
+/* DLG on the gradient a client holding one held-out image shares (B = 1).
+ * noise = 0 with a private run: the clipped gradient alone (what clipping
+ * by itself hides); noise = 1: what one DP-SGD step releases, clipped to C
+ * plus Gaussian noise of standard deviation sigma C per entry (floating
+ * point noise: a measurement, not a release).  The attack uses the
+ * cosine matching loss (Geiping et al. 2020): a clipped gradient is a
+ * scaled gradient and the cosine ignores the scale.  On a noiseless
+ * gradient a start that does not converge is retried with the Euclidean
+ * loss (the attacker sees the residual; 'attack dlg --loss=both'). */
 static int
-attack_dlg(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
+attack_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on,
+           asec_model *m, uint64_t seed)
 {
     size_t P = asec_model_param_count(m), HW = a->test->image_h * a->test->image_w;
     double *g = malloc(P * sizeof *g);
     asec_rng *rng = NULL, *noise = NULL;
     char label[64];
-    int rc = ASEC_OK;
+    int rc = ASEC_OK, priv = r->target_eps > 0;
     struct timespec t0, t1;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    r->recon = calloc(a->nimg * HW, sizeof *r->recon);
-    if (g == NULL || r->recon == NULL) {
+    out->loss = ASEC_DLG_COS;
+    out->recon = calloc(a->nimg * HW, sizeof *out->recon);
+    if (g == NULL || out->recon == NULL) {
         rc = ASEC_ENOMEM;
         goto done;
     }
-    snprintf(label, sizeof label, "audit/dlg/%s", r->dir);
+    snprintf(label, sizeof label, "audit/dlg/%s/%d", r->dir, noise_on);
     if ((rc = asec_rng_alloc_seeded(&rng, seed, label)) != ASEC_OK)
         goto done;
     snprintf(label, sizeof label, "audit/client-noise/%s", r->dir);
@@ -388,44 +439,65 @@ attack_dlg(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
 
         if ((rc = asec_model_grad(m, &loss, &gv, &b)) != ASEC_OK)
             goto done;
-        if (r->target_eps > 0) {
-            /* one DP-SGD step of a client holding this example: clip, then
-             * Gaussian noise of standard deviation sigma C */
+        if (priv) {
             rc = asec_dpsgd_clip(g, P, r->clip, NULL);
             if (rc < 0)
                 goto done;
-            for (size_t i = 0; i < P; i++)
-                g[i] += r->sigma * r->clip * asec_rng_normal(noise);
+            if (noise_on)
+                for (size_t i = 0; i < P; i++)
+                    g[i] += r->sigma * r->clip * asec_rng_normal(noise);
             rc = ASEC_OK;
         }
         asec_dlg_options_default(&o);
-        o.restarts = a->restarts;
-        o.lbfgs_iters = a->quick ? 60 : 100;
-        o.lm_iters = a->quick ? 20 : 50;
+        o.loss = out->loss;
+        /* the settings of 'attack dlg --kind=vit' (exact recovery of the
+         * digits in a few starts); a start that converges ends the attack,
+         * so only noisy gradients pay for every start */
+        o.restarts = noise_on && priv ? a->noisy_restarts : a->restarts;
+        o.lbfgs_iters = 100;
+        o.lm_iters = noise_on && priv ? 20 : 100;
         o.box_lo = 0.0;
         o.box_hi = 1.0;
         o.diagnostics = 0;
         o.labels = ASEC_DLG_LABELS_AUTO;
         if ((rc = asec_dlg_attack(&res, m, &pb, &o, rng)) != ASEC_OK)
             goto done;
+        if (!res->converged && !noise_on) {
+            /* a noiseless gradient: an attacker sees the residual and
+             * tries the other matching loss too (--loss=both) */
+            asec_dlg_result *res2 = NULL;
+
+            o.loss = o.loss == ASEC_DLG_COS ? ASEC_DLG_EUCLID : ASEC_DLG_COS;
+            if ((rc = asec_dlg_attack(&res2, m, &pb, &o, rng)) != ASEC_OK) {
+                asec_dlg_result_free(res);
+                goto done;
+            }
+            if (res2->converged) {
+                asec_dlg_result_free(res);
+                res = res2;
+                out->other_loss++;
+            } else
+                asec_dlg_result_free(res2);
+        }
         for (size_t i = 0; i < HW; i++) {
             double d = res->x[i] - x[i];
 
             se += d * d;
             nx += x[i] * x[i];
-            r->recon[k * HW + i] = res->x[i];
+            out->recon[k * HW + i] = res->x[i];
         }
-        r->mse[k] = se / (double)HW;
-        r->rel[k] = sqrt(se / nx);
-        r->psnr[k] = asec_dlg_psnr(res->x, x, HW, 1.0);
-        r->label_ok[k] = res->labels != NULL && res->labels[0] == y;
+        out->mse[k] = se / (double)HW;
+        out->rel[k] = sqrt(se / nx);
+        out->psnr[k] = asec_dlg_psnr(res->x, x, HW, 1.0);
+        out->label_ok[k] = res->labels != NULL && res->labels[0] == y;
+        out->converged[k] = res->converged;
         asec_dlg_result_free(res);
-        r->nimg = k + 1;
+        out->nimg = k + 1;
     }
-    r->dlg_ok = 1;
+    out->ok = 1;
 done:
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    r->dlg_seconds =
+    out->seconds =
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (rc != ASEC_OK)
         snprintf(r->fail, sizeof r->fail, "DLG: %s", asec_errmsg());
@@ -437,29 +509,109 @@ done:
 
 /* ---------------------------------------------------- attention inversion */
 
-/* The layer-0 input of held-out image idx as the attention sees it before
- * LayerNorm: x_t = W_pe p_t + b_pe (+ pos_t), written as X (C, T). */
+/* What layer 0 of the model computes for one held-out image, captured by
+ * an attention hook (asec_model_forward_hook): the released attention
+ * probabilities of head 0 and the query/key projections of every token. */
+struct attn_capture {
+    size_t T, C, NH;
+    double *att; /* (T, T), head 0 */
+    double *qkv; /* (T, 3C) */
+};
+
 static int
-patch_embeddings(const char *path, asec_model *m, const asec_data *d, size_t idx)
+capture_hook(void *ctx, size_t layer, double *out, double *att, const double *qkv,
+             size_t B, size_t T, size_t C, size_t NH)
+{
+    struct attn_capture *cp = ctx;
+
+    (void)out;
+    if (layer != 0 || B != 1)
+        return ASEC_OK;
+    cp->T = T;
+    cp->C = C;
+    cp->NH = NH;
+    cp->att = malloc(T * T * sizeof *cp->att);
+    cp->qkv = malloc(T * 3 * C * sizeof *cp->qkv);
+    if (cp->att == NULL || cp->qkv == NULL)
+        return ASEC_ENOMEM;
+    memcpy(cp->att, att, T * T * sizeof *att); /* head 0 comes first */
+    memcpy(cp->qkv, qkv, T * 3 * C * sizeof *qkv);
+    return ASEC_OK;
+}
+
+/* The exact instance of attention inversion the model's layer 0, head 0
+ * poses for held-out image idx.  The attention sees u_t = ln1(x_t), x_t =
+ * W_pe p_t + b_pe + pos_t, through q_t = W_q u_t + b_q and k_t = W_k u_t +
+ * b_k (head 0's rows of blocks.0.attn.qkv), so with the constant row
+ * appended, X = [u_1 .. u_T; 1 .. 1] (C + 1, T), and A_q = [W_q | b_q],
+ * A_k = [W_k | b_k] (HS, C + 1):
+ *
+ *   B = rowsoftmax(X^T W X / sqrt(HS)),   W = A_q^T A_k   (C + 1, C + 1).
+ *
+ * Writes W, X and the model's own released B (from the forward pass, not
+ * recomputed) as .npy files; *qk_err receives the largest difference
+ * between the q and k recomputed from X and those of the forward pass (a
+ * check that X is what the model computes).  *scale = 1 / sqrt(HS). */
+static int
+attn_instance(const char *wpath, const char *xpath, const char *bpath, asec_model *m,
+              const asec_data *d, size_t idx, double *scale, double *qk_err)
 {
     const asec_model_arch *ar = asec_model_get_arch(m);
-    asec_model_tensor w, bias, pos;
     const double *th = asec_model_params(m);
-    size_t C = ar->channels, p = ar->patch, gw = ar->image_w / p, gh = ar->image_h / p;
-    size_t T = gh * gw, shape[2] = {C, T};
-    int have_pos, rc;
-    double *X;
+    size_t C = ar->channels, p = ar->patch, gw = ar->image_w / p, HS = C / ar->heads;
+    size_t T = (ar->image_h / p) * gw, D = C + 1;
     const double *img = d->images + idx * d->image_h * d->image_w;
+    asec_model_tensor w, bias, pos, lw, lb, qw, qb;
+    struct attn_capture cp = {0, 0, 0, NULL, NULL};
+    int64_t y = d->labels[idx];
+    asec_model_batch b = {1, 0, img, NULL, &y, NULL};
+    double *X = NULL, *W = NULL, *Aq = NULL, *Ak = NULL, *u = NULL;
+    int have_pos, rc;
 
     if ((rc = asec_model_tensor_find(m, "patch_emb.weight", &w)) != ASEC_OK ||
-        (rc = asec_model_tensor_find(m, "patch_emb.bias", &bias)) != ASEC_OK)
+        (rc = asec_model_tensor_find(m, "patch_emb.bias", &bias)) != ASEC_OK ||
+        (rc = asec_model_tensor_find(m, "blocks.0.ln1.weight", &lw)) != ASEC_OK ||
+        (rc = asec_model_tensor_find(m, "blocks.0.ln1.bias", &lb)) != ASEC_OK ||
+        (rc = asec_model_tensor_find(m, "blocks.0.attn.qkv.weight", &qw)) != ASEC_OK ||
+        (rc = asec_model_tensor_find(m, "blocks.0.attn.qkv.bias", &qb)) != ASEC_OK)
         return rc;
     have_pos = asec_model_tensor_find(m, "pos_emb.weight", &pos) == ASEC_OK;
-    X = calloc(C * T, sizeof *X);
-    if (X == NULL)
-        return ASEC_ENOMEM;
+    if ((rc = asec_model_forward_hook(m, NULL, NULL, NULL, &b, capture_hook, &cp)) !=
+        ASEC_OK)
+        goto done;
+    if (cp.att == NULL || cp.T != T || cp.C != C) {
+        rc = ASEC_EINVAL; /* not the default vit layout */
+        goto done;
+    }
+    X = calloc(D * T, sizeof *X);
+    W = calloc(D * D, sizeof *W);
+    Aq = calloc(HS * D, sizeof *Aq);
+    Ak = calloc(HS * D, sizeof *Ak);
+    u = calloc(C, sizeof *u);
+    if (X == NULL || W == NULL || Aq == NULL || Ak == NULL || u == NULL) {
+        rc = ASEC_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < HS; i++) {
+        for (size_t c = 0; c < C; c++) {
+            Aq[i * D + c] = th[qw.offset + i * C + c];
+            Ak[i * D + c] = th[qw.offset + (C + i) * C + c];
+        }
+        Aq[i * D + C] = th[qb.offset + i];
+        Ak[i * D + C] = th[qb.offset + C + i];
+    }
+    for (size_t r = 0; r < D; r++)
+        for (size_t c = 0; c < D; c++) {
+            double s = 0;
+
+            for (size_t i = 0; i < HS; i++)
+                s += Aq[i * D + r] * Ak[i * D + c];
+            W[r * D + c] = s;
+        }
+    *qk_err = 0;
     for (size_t t = 0; t < T; t++) {
         size_t pr = t / gw, pc = t % gw;
+        double mu = 0, var = 0;
 
         for (size_t c = 0; c < C; c++) {
             double s = th[bias.offset + c];
@@ -468,15 +620,48 @@ patch_embeddings(const char *path, asec_model *m, const asec_data *d, size_t idx
                 for (size_t j = 0; j < p; j++)
                     s += th[w.offset + c * p * p + i * p + j] *
                          img[(pr * p + i) * d->image_w + pc * p + j];
-            /* a CLS token would shift positions by one; the default vit
-             * has none (mean pooling) */
             if (have_pos && pos.shape[0] == T)
                 s += th[pos.offset + t * C + c];
-            X[c * T + t] = s;
+            u[c] = s;
+            mu += s;
+        }
+        mu /= (double)C;
+        for (size_t c = 0; c < C; c++)
+            var += (u[c] - mu) * (u[c] - mu);
+        var /= (double)C;
+        for (size_t c = 0; c < C; c++)
+            X[c * T + t] = (u[c] - mu) / sqrt(var + ar->ln_eps) * th[lw.offset + c] +
+                           th[lb.offset + c];
+        X[C * T + t] = 1.0;
+        for (size_t i = 0; i < HS; i++) {
+            double q = 0, k = 0;
+
+            for (size_t c = 0; c < D; c++) {
+                q += Aq[i * D + c] * X[c * T + t];
+                k += Ak[i * D + c] * X[c * T + t];
+            }
+            q = fabs(q - cp.qkv[t * 3 * C + i]);
+            k = fabs(k - cp.qkv[t * 3 * C + C + i]);
+            *qk_err = fmax(*qk_err, fmax(q, k));
         }
     }
-    rc = asec_io_npy_write(path, X, 2, shape, ASEC_IO_F64);
+    *scale = 1.0 / sqrt((double)HS);
+    {
+        size_t sw[2] = {D, D}, sx[2] = {D, T}, sb[2] = {T, T};
+
+        if ((rc = asec_io_npy_write(wpath, W, 2, sw, ASEC_IO_F64)) != ASEC_OK ||
+            (rc = asec_io_npy_write(xpath, X, 2, sx, ASEC_IO_F64)) != ASEC_OK ||
+            (rc = asec_io_npy_write(bpath, cp.att, 2, sb, ASEC_IO_F64)) != ASEC_OK)
+            goto done;
+    }
+done:
+    free(cp.att);
+    free(cp.qkv);
     free(X);
+    free(W);
+    free(Aq);
+    free(Ak);
+    free(u);
     return rc;
 }
 
@@ -486,31 +671,33 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
     cli_fn fn = method_fn(cmd_attack_methods, "attn-invert");
     char *dir = pathf("%s/runs/%s/attn-invert", a->out, r->dir);
     char *xp = pathf("%s/runs/%s/attn-invert/x_true.npy", a->out, r->dir);
-    char *mp = pathf("%s/runs/%s/model.safetensors", a->out, r->dir);
+    char *wp = pathf("%s/runs/%s/attn-invert/w.npy", a->out, r->dir);
+    char *bp = pathf("%s/runs/%s/attn-invert/attention.npy", a->out, r->dir);
     char *rp = pathf("%s/runs/%s/attn-invert/report.json", a->out, r->dir);
     char *log = pathf("%s/runs/%s/attn-invert/log.txt", a->out, r->dir);
     struct args av = {{NULL}, 0, 0};
     int st = 0, rc;
+    double scale = 1;
     json_t *rep = NULL;
 
-    if (dir == NULL || xp == NULL || mp == NULL || rp == NULL || log == NULL ||
-        fn == NULL) {
+    if (dir == NULL || xp == NULL || wp == NULL || bp == NULL || rp == NULL ||
+        log == NULL || fn == NULL) {
         st = EXIT_SOFTWARE;
         goto done;
     }
     if ((rc = asec_afile_mkdirs(dir)) != ASEC_OK ||
-        (rc = patch_embeddings(xp, m, a->test, 0)) != ASEC_OK) {
+        (rc = attn_instance(wp, xp, bp, m, a->test, 0, &scale, &r->ai_qk_err)) !=
+            ASEC_OK) {
         snprintf(r->fail, sizeof r->fail, "attention inversion: %s", asec_errmsg());
         st = cli_exit_status(rc);
         goto done;
     }
     args_add(&av, "attn-invert");
-    args_add(&av, "--model=%s", mp);
-    args_add(&av, "--layer=0");
-    args_add(&av, "--head=0");
-    args_add(&av, "--simulate");
+    args_add(&av, "--weights=%s", wp);
+    args_add(&av, "--attention=%s", bp);
     args_add(&av, "--inputs=%s", xp);
-    args_add(&av, "--restarts=%d", a->quick ? 4 : 16);
+    args_add(&av, "--scale=%.17g", scale);
+    args_add(&av, "--restarts=%d", a->quick ? 4 : 8);
     args_add(&av, "--seed=%llu", (unsigned long long)seed);
     args_add(&av, "-q");
     args_add(&av, "--output=%s", dir);
@@ -532,14 +719,17 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
     r->ai_naive = jget_num(rep, "results.naive_error");
     r->ai_orbit_w = jget_num(rep, "results.orbit_w_error");
     r->ai_ker = jget_num(rep, "results.ker_dim");
-    r->ai_success =
-        json_is_true(json_object_get(json_object_get(rep, "results"), "success"));
+    r->ai_rel = jget_num(rep, "results.output_residual_rel");
+    /* the issue's definition of success: the input recovered up to the
+     * symmetries the attention cannot see (ASEC_ATTN_INVERT_ORBIT_TOL) */
+    r->ai_success = r->ai_orbit < ASEC_ATTN_INVERT_ORBIT_TOL;
     r->ai_ok = 1;
 done:
     json_decref(rep);
     free(dir);
     free(xp);
-    free(mp);
+    free(wp);
+    free(bp);
     free(rp);
     free(log);
     args_free(&av);
@@ -558,14 +748,29 @@ mean_of(const double *v, size_t n)
     return n ? s / (double)n : NAN;
 }
 
+/* "mean PSNR (recovered/attacked)", recovered meaning PSNR >= 40 dB */
+static void
+fmt_psnr(char *buf, size_t cap, const struct dlg_out *d)
+{
+    size_t k = 0;
+
+    if (!d->ok) {
+        snprintf(buf, cap, "n/a");
+        return;
+    }
+    for (size_t i = 0; i < d->nimg; i++)
+        k += d->psnr[i] >= 40.0;
+    snprintf(buf, cap, "%.1f %zu/%zu", mean_of(d->psnr, d->nimg), k, d->nimg);
+}
+
 static double
 label_acc(const struct run *r)
 {
     size_t c = 0;
 
-    for (size_t i = 0; i < r->nimg; i++)
-        c += (size_t)r->label_ok[i];
-    return r->nimg ? (double)c / (double)r->nimg : NAN;
+    for (size_t i = 0; i < r->dlg.nimg; i++)
+        c += (size_t)r->dlg.label_ok[i];
+    return r->dlg.nimg ? (double)c / (double)r->dlg.nimg : NAN;
 }
 
 /* The tightest certified epsilon: PLD upper bound, else RDP. */
@@ -613,7 +818,8 @@ write_csv(const struct audit *a)
     fprintf(
         f, "run,target_epsilon,sigma,q,steps,epsilon_rdp,epsilon_pld_lo,epsilon_pld,"
            "epsilon_basic,epsilon_advanced,test_accuracy,dlg_images,dlg_mse,dlg_psnr_db,"
-           "dlg_rel_error,dlg_label_acc,attn_invert_orbit_error,attn_invert_success\r\n");
+           "dlg_rel_error,dlg_label_acc,attn_invert_orbit_error,attn_invert_success,"
+           "dlg_clip_only_psnr_db\r\n");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
         char v[16][40];
@@ -627,15 +833,18 @@ write_csv(const struct audit *a)
         fmt_num(v[6], 40, r->ok ? r->eps[2] : NAN, 'g', 17);
         fmt_num(v[7], 40, r->ok ? r->eps[3] : NAN, 'g', 17);
         fmt_num(v[8], 40, r->ok ? r->test_acc : NAN, 'g', 17);
-        fmt_num(v[9], 40, r->dlg_ok ? mean_of(r->mse, r->nimg) : NAN, 'g', 17);
-        fmt_num(v[10], 40, r->dlg_ok ? mean_of(r->psnr, r->nimg) : NAN, 'g', 17);
-        fmt_num(v[11], 40, r->dlg_ok ? mean_of(r->rel, r->nimg) : NAN, 'g', 17);
-        fmt_num(v[12], 40, r->dlg_ok ? label_acc(r) : NAN, 'g', 17);
+        fmt_num(v[9], 40, r->dlg.ok ? mean_of(r->dlg.mse, r->dlg.nimg) : NAN, 'g', 17);
+        fmt_num(v[10], 40, r->dlg.ok ? mean_of(r->dlg.psnr, r->dlg.nimg) : NAN, 'g', 17);
+        fmt_num(v[11], 40, r->dlg.ok ? mean_of(r->dlg.rel, r->dlg.nimg) : NAN, 'g', 17);
+        fmt_num(v[12], 40, r->dlg.ok ? label_acc(r) : NAN, 'g', 17);
         fmt_num(v[13], 40, r->ai_ok ? r->ai_orbit : NAN, 'g', 17);
-        fprintf(f, "%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s\r\n", r->name,
-                v[0], v[1], v[2], a->steps, v[3], v[4], v[5], v[6], v[7], v[8], r->nimg,
+        fmt_num(v[14], 40,
+                r->clip_only.ok ? mean_of(r->clip_only.psnr, r->clip_only.nimg) : NAN,
+                'g', 17);
+        fprintf(f, "%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%s\r\n", r->name,
+                v[0], v[1], v[2], r->target_eps > 0 ? a->steps : a->np_steps, v[3], v[4], v[5], v[6], v[7], v[8], r->dlg.nimg,
                 v[9], v[10], v[11], v[12], v[13],
-                r->ai_ok ? (r->ai_success ? "true" : "false") : "n/a");
+                r->ai_ok ? (r->ai_success ? "true" : "false") : "n/a", v[14]);
     }
     fclose(f);
     p = pathf("%s/tables/runs.csv", a->out);
@@ -653,10 +862,10 @@ write_csv(const struct audit *a)
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
 
-        for (size_t k = 0; k < r->nimg; k++)
+        for (size_t k = 0; k < r->dlg.nimg; k++)
             fprintf(f, "%s,%zu,%zu,%.17g,%.17g,%.17g,%s\r\n", r->name, k,
-                    k * (a->test->n / a->nimg), r->mse[k], r->psnr[k], r->rel[k],
-                    r->label_ok[k] ? "true" : "false");
+                    k * (a->test->n / a->nimg), r->dlg.mse[k], r->dlg.psnr[k], r->dlg.rel[k],
+                    r->dlg.label_ok[k] ? "true" : "false");
     }
     fclose(f);
     p = pathf("%s/tables/dlg.csv", a->out);
@@ -693,7 +902,7 @@ write_plots(const struct audit *a, int *rendered)
         for (size_t i = 0; i < a->nruns; i++) {
             const struct run *r = &a->runs[i];
             double acc = r->ok ? r->test_acc : NAN;
-            double ps = r->dlg_ok ? mean_of(r->psnr, r->nimg) : NAN;
+            double ps = r->dlg.ok ? mean_of(r->dlg.psnr, r->dlg.nimg) : NAN;
 
             if (r->target_eps <= 0) {
                 base = k == 0 ? acc : ps;
@@ -702,8 +911,8 @@ write_plots(const struct audit *a, int *rendered)
             if (!r->ok)
                 continue;
             fprintf(f, "%.17g %.17g %.17g %.17g %.17g\n", best_eps(r), acc, ps,
-                    r->dlg_ok ? label_acc(r) : NAN,
-                    r->dlg_ok ? mean_of(r->rel, r->nimg) : NAN);
+                    r->dlg.ok ? label_acc(r) : NAN,
+                    r->dlg.ok ? mean_of(r->dlg.rel, r->dlg.nimg) : NAN);
         }
         fclose(f);
         p = pathf("%s/plots/%s.dat", a->out, plots[k].name);
@@ -780,13 +989,23 @@ static int
 write_grid(const struct audit *a, char *name, size_t cap)
 {
     size_t h = a->test->image_h, w = a->test->image_w, HW = h * w;
-    size_t cols = a->nruns + 1, rows = a->nimg;
-    size_t W = cols * (w * ZOOM + GAP) + GAP, H = rows * (h * ZOOM + GAP) + GAP;
-    unsigned char *px = malloc(W * H);
+    size_t cols = 1, rows = a->nimg, W, H;
+    const struct dlg_out *col[2 * MAX_RUNS + 3];
+    unsigned char *px;
     char *path;
     int st = 0;
 
-    if (px == NULL)
+    /* columns: the original, then per run what DLG recovered (private
+     * runs: from the clipped gradient, then from the released one) */
+    col[0] = NULL;
+    for (size_t i = 0; i < a->nruns; i++) {
+        if (a->runs[i].target_eps > 0)
+            col[cols++] = &a->runs[i].clip_only;
+        col[cols++] = &a->runs[i].dlg;
+    }
+    W = cols * (w * ZOOM + GAP) + GAP;
+    H = rows * (h * ZOOM + GAP) + GAP;
+    if ((px = malloc(W * H)) == NULL)
         return EXIT_TEMPFAIL;
     memset(px, 255, W * H);
     for (size_t rr = 0; rr < rows; rr++) {
@@ -795,8 +1014,8 @@ write_grid(const struct audit *a, char *name, size_t cap)
 
             if (cc == 0)
                 src = a->test->images + rr * (a->test->n / a->nimg) * HW;
-            else if (a->runs[cc - 1].dlg_ok && rr < a->runs[cc - 1].nimg)
-                src = a->runs[cc - 1].recon + rr * HW;
+            else if (col[cc]->ok && rr < col[cc]->nimg)
+                src = col[cc]->recon + rr * HW;
             else
                 src = NULL; /* unavailable: a grey tile */
             for (size_t i = 0; i < h * ZOOM; i++)
@@ -899,17 +1118,22 @@ write_txt(const struct audit *a, const char *grid, int rendered)
             "shipped digits\n\nPrivacy statement\n-----------------\n%s\n",
             statement());
     fprintf(f,
-            "Seed %llu; %zu DP-SGD steps of expected batch %zu (q = %.4g), Adam lr %g,"
-            " clip C = %g.\n\n",
-            (unsigned long long)a->seed, a->steps, a->batch,
-            a->nruns > 1 && a->runs[1].ok ? a->runs[1].q : NAN, a->lr, a->clip);
+            "Training (seed %llu): the non-private run takes %zu Adam steps of\n"
+            "expected batch %zu (lr %g); each DP-SGD run takes %zu steps of SGD with\n"
+            "momentum 0.9 at expected batch %zu (q = %.4g), lr %g, clip C = %g, with\n"
+            "sigma calibrated so that the RDP epsilon after the last step is the\n"
+            "target.  Both sample with Poisson sampling.\n\n",
+            (unsigned long long)a->seed, a->np_steps, a->np_batch, a->np_lr, a->steps,
+            a->batch, (double)a->batch / 1437.0, a->lr, a->clip);
     fprintf(f, "Privacy / utility / leakage\n---------------------------\n");
-    fprintf(f, "%-12s %7s %-22s %8s %9s %8s %8s %9s %12s\n", "run", "sigma",
-            "epsilon [lo, hi] (PLD)", "eps RDP", "test acc", "DLG PSNR", "DLG rel",
-            "DLG label", "AI orbit ok");
+    fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "", "", "", "",
+            "", "DLG PSNR", "DLG PSNR", "DLG", "DLG", "attention");
+    fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "run", "sigma",
+            "epsilon PLD lo-hi", "eps RDP", "test acc", "clip only", "released",
+            "rel err", "label", "orbit err");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
-        char s[7][40], e[48];
+        char s[8][40], e[48];
 
         fmt_num(s[0], 40, r->ok ? r->sigma : NAN, 'f', 3);
         if (!r->ok)
@@ -917,29 +1141,51 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         else if (r->target_eps <= 0)
             snprintf(e, sizeof e, "inf (no privacy)");
         else
-            snprintf(e, sizeof e, "[%.3f, %.3f]", r->eps_lo[1], r->eps[1]);
+            snprintf(e, sizeof e, "%.3f-%.3f", r->eps_lo[1], r->eps[1]);
         fmt_num(s[1], 40, r->ok ? r->eps[0] : NAN, 'f', 3);
         fmt_num(s[2], 40, r->ok ? r->test_acc : NAN, 'f', 3);
-        fmt_num(s[3], 40, r->dlg_ok ? mean_of(r->psnr, r->nimg) : NAN, 'f', 1);
-        fmt_num(s[4], 40, r->dlg_ok ? mean_of(r->rel, r->nimg) : NAN, 'f', 3);
-        fmt_num(s[5], 40, r->dlg_ok ? label_acc(r) : NAN, 'f', 2);
+        if (r->target_eps > 0)
+            fmt_psnr(s[7], 40, &r->clip_only);
+        else
+            snprintf(s[7], 40, "-");
+        fmt_psnr(s[3], 40, &r->dlg);
+        fmt_num(s[4], 40, r->dlg.ok ? mean_of(r->dlg.rel, r->dlg.nimg) : NAN, 'f', 3);
+        fmt_num(s[5], 40, r->dlg.ok ? label_acc(r) : NAN, 'f', 2);
         fmt_num(s[6], 40, r->ai_ok ? r->ai_orbit : NAN, 'e', 1);
         if (r->ai_ok)
-            strcat(s[6], r->ai_success ? " yes" : " no");
-        fprintf(f, "%-12s %7s %-22s %8s %9s %8s %8s %9s %12s\n", r->name, s[0], e, s[1],
-                s[2], s[3], s[4], s[5], s[6]);
+            strcat(s[6], r->ai_success ? " ok" : " no");
+        fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", r->name, s[0],
+                e, s[1], s[2], s[7], s[3], s[4], s[5], s[6]);
     }
     fprintf(
         f,
-        "\nColumns: epsilon from the PLD accountant as [certified lower bound, upper\n"
-        "bound], and RDP; test accuracy on the 360 test digits; DLG on %zu held-out\n"
-        "images per run (mean PSNR in dB against the original in [0, 1], mean\n"
-        "relative L2 error, fraction of labels recovered); AI orbit: relative\n"
-        "error of the attention-inversion recovery of the layer-0 input, up to\n"
-        "the symmetries attention cannot see (below 1e-6 is exact recovery).\n"
-        "n/a: the stage failed (see below).  Every accountant with its bounds is\n"
-        "in report.json and tables/runs.csv.\n",
-        a->nimg);
+        "\nColumns.  epsilon: the PLD accountant's certified lower bound - upper\n"
+        "bound, and the RDP bound (delta = 1e-5; every accountant is in\n"
+        "report.json and tables/runs.csv).  test acc: accuracy on the 360 test\n"
+        "digits (chance is 0.1).\n"
+        "DLG: the attack on the gradient of one client holding one held-out image\n"
+        "(B = 1), mean over %zu images of the PSNR in dB against the original in\n"
+        "[0, 1] and how many were recovered (PSNR >= 40 dB; ~5 dB is noise).\n"
+        "'clip only':\n"
+        "the gradient clipped to C without noise; 'released': what one DP-SGD step\n"
+        "releases, clipped plus Gaussian noise of standard deviation sigma C per\n"
+        "entry (the raw gradient for the non-private run).  rel err: relative L2\n"
+        "error and label: fraction of labels recovered (iDLG), both on the released\n"
+        "gradient.  The attack uses the cosine matching loss, which ignores the\n"
+        "scale clipping changes (%zu starts, then %zu with the Euclidean loss if\n"
+        "none converged, on noiseless gradients; %zu with noise).  The noise has a\n"
+        "norm of about sigma C sqrt(P) (P = %zu parameters) against a clipped\n"
+        "signal of norm C: it, not clipping, is what defeats the attack.\n"
+        "attention: attention inversion (arXiv 2310.12462) of the probabilities\n"
+        "the trained model releases at layer 0, head 0 for a held-out image;\n"
+        "the unknown is the layer's input X = [ln1(x); 1] (%zu x %zu, the constant\n"
+        "row carries the query/key biases), W = [W_q b_q]^T [W_k b_k] has a kernel\n"
+        "of dimension %s, so X is identifiable only up to the maps that preserve\n"
+        "W; orbit err is the relative error modulo them, 'ok' when below 1e-6\n"
+        "(exact recovery; largest q/k mismatch of X against the forward pass:\n"
+        "%s).  n/a: the stage failed (see below).\n",
+        a->nimg, a->restarts, a->restarts, a->noisy_restarts, a->params,
+        a->width + 1, a->tokens, a->ker_text, a->qk_text);
     for (size_t i = 0; i < a->nruns; i++)
         if (a->runs[i].fail[0] != '\0')
             fprintf(f, "\nUnavailable in run %s: %s\n", a->runs[i].name, a->runs[i].fail);
@@ -947,7 +1193,8 @@ write_txt(const struct audit *a, const char *grid, int rendered)
             "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
             "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp}%s,\n"
             "images/%s (rows: held-out images; columns: original, then what DLG\n"
-            "recovered in each run, in the order of the table), runs/*/ (each\n"
+            "recovered in each run, in the order of the table, a private run with\n"
+            "two columns: clip only, then released), runs/*/ (each\n"
             "training run's own report, model and curve).\n",
             rendered ? " (+ rendered images)" : "", grid);
     if (!rendered && strcmp(a->plot, "none") != 0)
@@ -1002,6 +1249,11 @@ write_json_report(const struct audit *a, const char *grid)
     TRY(asec_report_set_int(rep, "config.batch_size", (long long)a->batch));
     TRY(asec_report_set_num(rep, "config.lr", a->lr));
     TRY(asec_report_set_num(rep, "config.clip", a->clip));
+    TRY(asec_report_set_str(rep, "config.optimizer", "momentum"));
+    TRY(asec_report_set_int(rep, "config.np_steps", (long long)a->np_steps));
+    TRY(asec_report_set_int(rep, "config.np_batch_size", (long long)a->np_batch));
+    TRY(asec_report_set_num(rep, "config.np_lr", a->np_lr));
+    TRY(asec_report_set_str(rep, "config.np_optimizer", "adam"));
     TRY(asec_report_set_num(rep, "config.delta", DELTA));
     TRY(asec_report_set_int(rep, "config.images", (long long)a->nimg));
     TRY(asec_report_set_int(rep, "config.dlg_restarts", (long long)a->restarts));
@@ -1029,7 +1281,9 @@ write_json_report(const struct audit *a, const char *grid)
         if (r->ok) {
             jset(o, "sigma", r->sigma);
             jset(o, "q", r->q);
-            json_object_set_new(o, "steps", json_integer((json_int_t)a->steps));
+            json_object_set_new(
+                o, "steps",
+                json_integer((json_int_t)(r->target_eps > 0 ? a->steps : a->np_steps)));
             if (isfinite(r->test_acc))
                 json_object_set_new(o, "test_accuracy", json_real(r->test_acc));
             if (isfinite(r->train_acc))
@@ -1056,35 +1310,50 @@ write_json_report(const struct audit *a, const char *grid)
             acc = NULL;
         }
         json_decref(acc);
-        if (r->dlg_ok) {
-            for (size_t k = 0; k < r->nimg; k++) {
+        if (r->dlg.ok) {
+            for (size_t k = 0; k < r->dlg.nimg; k++) {
                 json_t *e = json_pack("{s:I, s:b}", "test_index",
                                       (json_int_t)(k * (a->test->n / a->nimg)),
-                                      "label_correct", r->label_ok[k]);
+                                      "label_correct", r->dlg.label_ok[k]);
 
-                jset(e, "mse", r->mse[k]);
-                jset(e, "psnr_db", r->psnr[k]);
-                jset(e, "rel_error", r->rel[k]);
+                jset(e, "mse", r->dlg.mse[k]);
+                jset(e, "psnr_db", r->dlg.psnr[k]);
+                jset(e, "rel_error", r->dlg.rel[k]);
                 json_array_append_new(per, e);
             }
             dlg =
-                json_pack("{s:I, s:o}", "images", (json_int_t)r->nimg, "per_image", per);
-            jset(dlg, "mse", mean_of(r->mse, r->nimg));
-            jset(dlg, "psnr_db", mean_of(r->psnr, r->nimg));
-            jset(dlg, "rel_error", mean_of(r->rel, r->nimg));
+                json_pack("{s:I, s:o}", "images", (json_int_t)r->dlg.nimg, "per_image", per);
+            jset(dlg, "mse", mean_of(r->dlg.mse, r->dlg.nimg));
+            jset(dlg, "psnr_db", mean_of(r->dlg.psnr, r->dlg.nimg));
+            jset(dlg, "rel_error", mean_of(r->dlg.rel, r->dlg.nimg));
             jset(dlg, "label_acc", label_acc(r));
-            jset(dlg, "seconds", r->dlg_seconds);
+            jset(dlg, "seconds", r->dlg.seconds);
+            json_object_set_new(dlg, "loss", json_string("cos"));
+            json_object_set_new(dlg, "gradient",
+                                json_string(r->target_eps > 0 ? "clipped+noise" : "raw"));
             json_object_set_new(o, "recon", dlg);
         } else
             json_decref(per);
+        if (r->clip_only.ok) {
+            dlg = json_pack("{s:I, s:s, s:s}", "images", (json_int_t)r->clip_only.nimg,
+                            "gradient", "clipped", "loss", "cos");
+            jset(dlg, "psnr_db", mean_of(r->clip_only.psnr, r->clip_only.nimg));
+            jset(dlg, "rel_error", mean_of(r->clip_only.rel, r->clip_only.nimg));
+            jset(dlg, "mse", mean_of(r->clip_only.mse, r->clip_only.nimg));
+            json_object_set_new(o, "recon_clip_only", dlg);
+        }
         if (r->ai_ok) {
             json_t *e =
-                json_pack("{s:b, s:s}", "success", r->ai_success, "layer_head", "0/0");
+                json_pack("{s:b, s:s, s:f}", "success", r->ai_success, "layer_head",
+                          "0/0", "success_tol", ASEC_ATTN_INVERT_ORBIT_TOL);
 
             jset(e, "orbit_error", r->ai_orbit);
             jset(e, "naive_error", r->ai_naive);
             jset(e, "orbit_w_error", r->ai_orbit_w);
             jset(e, "ker_dim", r->ai_ker);
+            jset(e, "output_residual_rel", r->ai_rel);
+            jset(e, "qk_check_error", r->ai_qk_err);
+            json_object_set_new(e, "unknown", json_string("[ln1(x); 1] at layer 0"));
             json_object_set_new(o, "attn_invert", e);
         }
         js = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -1173,7 +1442,16 @@ cmp_desc(const void *x, const void *y)
 int
 cmd_audit(int argc, char **argv)
 {
-    enum { OPT_QUICK = 256, OPT_DATA, OPT_LR, OPT_PLOT, OPT_JSON };
+    enum {
+        OPT_QUICK = 256,
+        OPT_DATA,
+        OPT_LR,
+        OPT_PLOT,
+        OPT_JSON,
+        OPT_NP_STEPS,
+        OPT_NP_BATCH,
+        OPT_NP_LR
+    };
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
                                              {"quick", no_argument, NULL, OPT_QUICK},
                                              {"data", required_argument, NULL, OPT_DATA},
@@ -1182,6 +1460,11 @@ cmd_audit(int argc, char **argv)
                                              {"batch-size", required_argument, NULL, 'b'},
                                              {"lr", required_argument, NULL, OPT_LR},
                                              {"clip", required_argument, NULL, 'C'},
+                                             {"np-steps", required_argument, NULL,
+                                              OPT_NP_STEPS},
+                                             {"np-batch-size", required_argument, NULL,
+                                              OPT_NP_BATCH},
+                                             {"np-lr", required_argument, NULL, OPT_NP_LR},
                                              {"images", required_argument, NULL, 'n'},
                                              {"restarts", required_argument, NULL, 'r'},
                                              {"plot", required_argument, NULL, OPT_PLOT},
@@ -1194,16 +1477,18 @@ cmd_audit(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct audit a;
     const char *eps_text = NULL, *data = "digits";
-    size_t steps = 0, nimg = 0, restarts = 0;
+    size_t steps = 0, nimg = 0, restarts = 0, np_steps = 0;
     int c, st = 0, seeded = 0, rendered = 0, rc;
     char grid[64] = "";
     asec_model *m = NULL;
 
     memset(&a, 0, sizeof a);
     a.out = "audit-report";
-    a.batch = 256;
-    a.lr = 0.01;
+    a.batch = 718; /* q = 0.5 */
+    a.lr = 0.3;
     a.clip = 1.0;
+    a.np_batch = 256;
+    a.np_lr = 0.003;
     a.plot = "png";
     opterr = 0;
     while ((c = getopt_long(argc, argv, "o:e:T:b:C:n:r:s:qvhV", longopts, NULL)) != -1) {
@@ -1231,6 +1516,15 @@ cmd_audit(int argc, char **argv)
             break;
         case 'C':
             st = cli_parse_double("--clip", optarg, 1e-9, 1e9, &a.clip);
+            break;
+        case OPT_NP_STEPS:
+            st = cli_parse_size("--np-steps", optarg, 1, 1000000, &np_steps);
+            break;
+        case OPT_NP_BATCH:
+            st = cli_parse_size("--np-batch-size", optarg, 1, 1437, &a.np_batch);
+            break;
+        case OPT_NP_LR:
+            st = cli_parse_double("--np-lr", optarg, 1e-9, 10, &a.np_lr);
             break;
         case 'n':
             st = cli_parse_size("--images", optarg, 1, MAX_IMAGES, &nimg);
@@ -1278,12 +1572,16 @@ cmd_audit(int argc, char **argv)
     }
     if (strcmp(data, "digits") != 0)
         return cli_usage_error("--data: '%s' is not digits or text", data);
-    if ((st = parse_eps_list(&a, eps_text ? eps_text : "1,3,8")) != 0)
+    if ((st = parse_eps_list(&a, eps_text  ? eps_text
+                                 : a.quick ? QUICK_EPS
+                                           : "1,3,8")) != 0)
         return st;
     qsort(a.eps, a.neps, sizeof a.eps[0], cmp_desc);
-    a.steps = steps ? steps : a.quick ? 60 : 300;
+    a.steps = steps ? steps : a.quick ? QUICK_STEPS : DEFAULT_STEPS;
+    a.np_steps = np_steps ? np_steps : a.quick ? QUICK_NP_STEPS : DEFAULT_NP_STEPS;
     a.nimg = nimg ? nimg : a.quick ? 2 : 4;
-    a.restarts = restarts ? restarts : a.quick ? 2 : 4;
+    a.restarts = restarts ? restarts : a.quick ? 4 : 8;
+    a.noisy_restarts = a.restarts / 4 ? a.restarts / 4 : 1;
     if (!seeded)
         randombytes_buf(&a.seed, sizeof a.seed);
     a.seed &= (UINT64_C(1) << 53) - 1; /* exact in JSON */
@@ -1321,19 +1619,8 @@ cmd_audit(int argc, char **argv)
         if (rc != ASEC_OK)
             return cli_fail(rc);
     }
-#ifdef ASEC_SRCDIR_DATASETS
-    /* Run from a build tree before 'make install' (README's first command):
-     * fall back to the source tree's datasets for this audit and the
-     * commands it calls. */
-    if (getenv("ATTNSEC_DATADIR") == NULL) {
-        char *inst = pathf("%s/digits/test_images.npy", cli_datadir());
-
-        if (inst != NULL && access(inst, R_OK) != 0 &&
-            access(ASEC_SRCDIR_DATASETS "/digits/test_images.npy", R_OK) == 0)
-            setenv("ATTNSEC_DATADIR", ASEC_SRCDIR_DATASETS, 1);
-        free(inst);
-    }
-#endif
+    /* the one way to find the shipped data (also for the commands the
+     * audit calls): $ATTNSEC_DATADIR, installed, source tree */
     if ((rc = asec_data_load(&a.test, cli_datadir(), "digits", "test")) != ASEC_OK)
         return cli_fail(rc);
     if ((rc = asec_report_alloc(&a.rep, "audit", argc, argv)) != ASEC_OK) {
@@ -1376,8 +1663,13 @@ cmd_audit(int argc, char **argv)
                      asec_errmsg());
             continue;
         }
+        a.params = asec_model_param_count(m);
+        a.width = asec_model_get_arch(m)->channels;
+        a.tokens = asec_model_tokens(m, 0);
         stage(&a, 3 * i + 2, r, "DLG on client gradients");
-        rc = attack_dlg(&a, r, m, a.seed + 100 + i);
+        rc = attack_dlg(&a, r, &r->dlg, 1, m, a.seed + 100 + i);
+        if (rc == ASEC_OK && r->target_eps > 0)
+            rc = attack_dlg(&a, r, &r->clip_only, 0, m, a.seed + 100 + i);
         if (rc == ASEC_ENOMEM) {
             st = cli_fail(rc);
             goto done;
@@ -1389,6 +1681,22 @@ cmd_audit(int argc, char **argv)
         st = 0;
         asec_model_free(m);
         m = NULL;
+    }
+    {
+        double ker = NAN, qk = 0;
+
+        for (size_t i = 0; i < a.nruns; i++)
+            if (a.runs[i].ai_ok) {
+                ker = isnan(ker) || a.runs[i].ai_ker == ker ? a.runs[i].ai_ker : -1;
+                qk = fmax(qk, a.runs[i].ai_qk_err);
+            }
+        if (isnan(ker))
+            snprintf(a.ker_text, sizeof a.ker_text, "n/a");
+        else if (ker < 0)
+            snprintf(a.ker_text, sizeof a.ker_text, "(varies by run)");
+        else
+            snprintf(a.ker_text, sizeof a.ker_text, "%.0f", ker);
+        snprintf(a.qk_text, sizeof a.qk_text, "%.1e", qk);
     }
     if ((st = write_csv(&a)) != 0 || (st = write_plots(&a, &rendered)) != 0 ||
         (st = write_grid(&a, grid, sizeof grid)) != 0 ||
@@ -1408,8 +1716,10 @@ cmd_audit(int argc, char **argv)
     }
 done:
     asec_model_free(m);
-    for (size_t i = 0; i < a.nruns; i++)
-        free(a.runs[i].recon);
+    for (size_t i = 0; i < a.nruns; i++) {
+        free(a.runs[i].dlg.recon);
+        free(a.runs[i].clip_only.recon);
+    }
     asec_data_free(a.test);
     asec_report_free(a.rep);
     return st;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -31,13 +32,22 @@ const struct cli_method cmd_model_methods[] = {
     {"eval", cmd_model_eval, "loss and accuracy of a model on a dataset"},
     {NULL, NULL, NULL}};
 
-/* The data directory: $ATTNSEC_DATADIR, else the installed one. */
+/* The data directory: $ATTNSEC_DATADIR, else the installed one when it
+ * exists, else (a build tree before 'make install', README's first
+ * command) the source tree's datasets/. */
 const char *
 cli_datadir(void)
 {
     const char *d = getenv("ATTNSEC_DATADIR");
 
-    return d != NULL && d[0] != '\0' ? d : ASEC_PKGDATADIR "/datasets";
+    if (d != NULL && d[0] != '\0')
+        return d;
+#ifdef ASEC_SRCDIR_DATASETS
+    if (access(ASEC_PKGDATADIR "/datasets", R_OK | X_OK) != 0 &&
+        access(ASEC_SRCDIR_DATASETS, R_OK | X_OK) == 0)
+        return ASEC_SRCDIR_DATASETS;
+#endif
+    return ASEC_PKGDATADIR "/datasets";
 }
 
 /* "(4, 8, 8)" */
