@@ -753,6 +753,7 @@ struct cal {
     int evals;
     double pld_dx;  /* PLD search: fixed lattice spacing (0: adaptive) */
     int upper_only; /* PLD search: upper end only */
+    double slope;   /* d log(eps) / d log(x) over the last solved bracket, or NAN */
 };
 
 static asec_acct_event
@@ -804,14 +805,18 @@ cal_eps(struct cal *k, double q, double sigma, uint64_t steps, double *eps)
         return ASEC_OK;
     }
     ASEC_TRY(asec_acct_clone(&t, k->base));
-    if (k->method == ASEC_ACCT_PLD && k->upper_only) {
-        t->pld_dx = k->pld_dx;
-        t->pld_upper_only = 1;
+    if (k->method == ASEC_ACCT_PLD) {
+        /* The search's lattice (0: adaptive); the final check keeps it
+         * (with both ends of the bracket), so the upper end it certifies
+         * is the one the search saw. */
+        if (k->pld_dx > 0.0)
+            t->pld_dx = k->pld_dx;
+        t->pld_upper_only = k->upper_only;
     }
     rc = asec_acct_add(t, &ev);
     for (int j = 0; rc == ASEC_OK && j < 6; j++) {
         rc = asec_acct_epsilon(t, k->method, k->c->delta, &k->last);
-        if (rc != ASEC_ELIMIT || !k->upper_only)
+        if (rc != ASEC_ELIMIT || !k->upper_only || !(t->pld_dx > 0.0))
             break;
         /* Beyond the memory cap at the search's spacing: a coarser lattice
          * still gives a valid (looser) upper end. */
@@ -832,53 +837,77 @@ cal_eps(struct cal *k, double q, double sigma, uint64_t steps, double *eps)
  * (log scale), ok(good) true: returns the good end with
  * |good/bad - 1| <= rtol.  increasing: ok for large x (sigma). */
 static int
-cal_solve_real(struct cal *k, int for_sigma, double good, double bad, double rtol,
-               double *out)
+cal_solve_real(struct cal *k, int for_sigma, double good, double bad, double eg0,
+               double eb0, double rtol, double *out)
 {
     const asec_acct_calib *c = k->c;
     double lg = log(good), lb = log(bad), eg, eb;
 
-    /* Regula falsi (Illinois) on f(log x) = eps - target with a bisection
-     * fallback; bounded iterations. */
-    ASEC_TRY(cal_eps(k, for_sigma ? c->q : exp(lb), for_sigma ? exp(lb) : c->sigma,
-                     c->steps, &eb));
-    ASEC_TRY(cal_eps(k, for_sigma ? c->q : exp(lg), for_sigma ? exp(lg) : c->sigma,
-                     c->steps, &eg));
+    /* Regula falsi (Illinois) on f(log x) = eps - target, safeguarded
+     * like Brent's method: a new point stays at least 0.45 tol inside the
+     * bracket, so once the estimate has converged the next evaluation
+     * just across it closes the bracket to <= tol; bisection whenever the
+     * bracket has not halved in three steps; bounded iterations. */
+    eb = eb0;
+    eg = eg0;
+    if (isnan(eb))
+        ASEC_TRY(cal_eps(k, for_sigma ? c->q : exp(lb), for_sigma ? exp(lb) : c->sigma,
+                         c->steps, &eb));
+    if (isnan(eg))
+        ASEC_TRY(cal_eps(k, for_sigma ? c->q : exp(lg), for_sigma ? exp(lg) : c->sigma,
+                         c->steps, &eg));
     {
-        double fg = eg - c->target_epsilon, fb = eb - c->target_epsilon;
-        int side = 0;
+        /* f = log(eps / target): about linear in log x over wide ranges
+         * (small epsilons fall steeply with sigma); -inf at eps = 0 and
+         * +inf at eps = inf make the step a bisection. */
+        double fg = log(eg / c->target_epsilon), fb = log(eb / c->target_epsilon);
+        double tol = log1p(rtol), width0 = fabs(lg - lb), rg = fg, rb = fb;
+        int side = 0, since = 0;
 
-        for (int it = 0; it < 200 && fabs(lg - lb) > log1p(rtol); it++) {
-            double lm, fm, em;
+        for (int it = 0; it < 200 && fabs(lg - lb) > tol; it++) {
+            double lm, fm, em, w = fabs(lg - lb), d = 0.45 * tol, dir = lb > lg ? 1 : -1;
 
-            if (isfinite(fb) && isfinite(fg) && fb != fg) {
+            if (isfinite(fb) && isfinite(fg) && fb != fg && since < 3 && it < 60)
                 lm = lg - fg * (lg - lb) / (fg - fb);
-                /* Keep the new point well inside the bracket. */
-                if (!(fabs(lm - lg) > 0.01 * fabs(lg - lb) &&
-                      fabs(lm - lb) > 0.01 * fabs(lg - lb)))
-                    lm = 0.5 * (lg + lb);
+            else
+                lm = 0.5 * (lg + lb);
+            if (!(fabs(lm - lg) < w && fabs(lm - lb) < w))
+                lm = 0.5 * (lg + lb);
+            if (w > 2.0 * d) {
+                if (fabs(lm - lg) < d)
+                    lm = lg + dir * d;
+                else if (fabs(lm - lb) < d)
+                    lm = lb - dir * d;
             } else {
                 lm = 0.5 * (lg + lb);
             }
-            if (it % 4 == 3)
-                lm = 0.5 * (lg + lb);
             ASEC_TRY(cal_eps(k, for_sigma ? c->q : exp(lm),
                              for_sigma ? exp(lm) : c->sigma, c->steps, &em));
-            fm = em - c->target_epsilon;
-            if (fm <= 0.0) {
+            fm = log(em / c->target_epsilon);
+            if (em <= c->target_epsilon) {
                 lg = lm;
-                fg = fm;
+                fg = rg = fm;
                 if (side == 1)
                     fb *= 0.5;
                 side = 1;
             } else {
                 lb = lm;
-                fb = fm;
+                fb = rb = fm;
                 if (side == -1)
                     fg *= 0.5;
                 side = -1;
             }
+            /* Progress check: the bracket must halve every three steps. */
+            if (fabs(lg - lb) <= 0.5 * width0) {
+                width0 = fabs(lg - lb);
+                since = 0;
+            } else {
+                since++;
+            }
         }
+        k->slope = lg != lb ? (rb - rg) / (lb - lg) : NAN;
+        if (!isfinite(k->slope) || k->slope == 0.0)
+            k->slope = NAN;
     }
     *out = exp(lg);
     return ASEC_OK;
@@ -888,7 +917,8 @@ cal_solve_real(struct cal *k, int for_sigma, double good, double bad, double rto
  * PLD as well): widen towards the PLD side by factors of 0.85 until the
  * target is missed, then the same regula falsi / bisection as for RDP. */
 static int
-cal_pld_search(struct cal *k, double vr, double rtol, double *out)
+cal_pld_search(struct cal *k, double vr, double e0, double first, double fac, double rtol,
+               double *out)
 {
     const asec_acct_calib *c = k->c;
     double e;
@@ -921,7 +951,11 @@ cal_pld_search(struct cal *k, double vr, double rtol, double *out)
     }
     {
         int sig = c->solve == ASEC_ACCT_PARAM_SIGMA;
-        double good = vr, bad = sig ? vr * 0.85 : fmin(1.0, vr / 0.85);
+        /* vr meets the target (epsilon e0); the first candidate on the
+         * other side is vr * first (sigma) or vr / first (q), then steps
+         * of fac. */
+        double good = vr, bad = sig ? vr * first : fmin(1.0, vr / first);
+        double eg = e0; /* epsilon at good, at the search's lattice */
 
         for (int i = 0; i < 60; i++) {
             if (!sig && good >= 1.0) {
@@ -932,13 +966,14 @@ cal_pld_search(struct cal *k, double vr, double rtol, double *out)
             if (e > c->target_epsilon)
                 break;
             good = bad;
-            bad = sig ? bad * 0.85 : fmin(1.0, bad / 0.85);
+            eg = e;
+            bad = sig ? bad * fac : fmin(1.0, bad / fac);
             if (sig && bad < CAL_SIGMA_MIN) {
                 *out = good;
                 return ASEC_OK;
             }
         }
-        return cal_solve_real(k, sig, good, bad, rtol, out);
+        return cal_solve_real(k, sig, good, bad, eg, e, rtol, out);
     }
 }
 
@@ -987,6 +1022,7 @@ asec_acct_calibrate(const asec_acct *base, asec_acct_method method,
     rtol = c->rtol > 0.0 ? c->rtol : 1e-6;
 
     memset(&k, 0, sizeof k);
+    k.slope = NAN;
     k.base = base;
     k.method = method;
     k.c = c;
@@ -1004,31 +1040,143 @@ asec_acct_calibrate(const asec_acct *base, asec_acct_method method,
     }
 
     if (method == ASEC_ACCT_PLD) {
-        /* PLD is tighter than RDP, so start from the RDP answer: one full
-         * PLD there fixes the lattice spacing; the search then runs on the
-         * upper end alone at that spacing (a valid bound at any spacing),
-         * and the answer is checked with the full bracket at the end. */
-        double vr, e0;
+        /* PLD is tighter than RDP, so start from the RDP answer vr, which
+         * meets the target under PLD too.  Coarse to fine (sigma, q):
+         *   1. the upper end at vr on the first adaptive lattice (dx0);
+         *   2. the search (regula falsi on log eps vs log x) on the upper
+         *      end alone at 4 dx0: cheap, and the upper end hardly moves
+         *      with dx; its answer vc meets the target on that lattice;
+         *   3. small targets: the full bracket at vc on that lattice; if it
+         *      is as narrow as the accountant asks for, vc is the answer;
+         *   4. the full PLD at vc on its adaptive lattice (dx1): if it
+         *      meets the target, the search resumes at dx1 from vc, its
+         *      first step predicted from the slope of step 2 (usually two
+         *      evaluations); if not (the upper end on a longer FFT carries
+         *      a larger round-off bound), vc is certified at 4 dx0;
+         *   5. the final check below with the full bracket on the lattice
+         *      of the last search.
+         * The upper end is a valid bound on any lattice, so every point a
+         * search calls good provably meets the target.  Steps: one search
+         * on dx0. */
+        double vr, e0, e1, vc;
         asec_acct_result r0;
+        int sig = c->solve == ASEC_ACCT_PARAM_SIGMA;
 
         rc = asec_acct_calibrate(base, ASEC_ACCT_RDP, c, &vr, NULL);
         if (rc == ASEC_OK) {
-            k.upper_only = 0;
-            rc = c->solve == ASEC_ACCT_PARAM_SIGMA ? cal_eps(&k, c->q, vr, c->steps, &e0)
+            k.upper_only = 1;
+            k.pld_dx = 0.0;
+            rc = sig ? cal_eps(&k, c->q, vr, c->steps, &e0)
                  : c->solve == ASEC_ACCT_PARAM_Q
                      ? cal_eps(&k, vr, c->sigma, c->steps, &e0)
                      : cal_eps(&k, c->q, c->sigma, (uint64_t)vr, &e0);
             r0 = k.last;
             if (rc != ASEC_OK)
                 goto done;
-            if (e0 <= c->target_epsilon && isfinite(r0.pld_dx)) {
-                k.upper_only = 1;
-                k.pld_dx = r0.pld_dx;
-                rc = cal_pld_search(&k, vr, rtol, out);
+            if (e0 <= c->target_epsilon && isfinite(r0.pld_dx) &&
+                c->solve != ASEC_ACCT_PARAM_STEPS) {
+                /* epsilon is about proportional to q / sigma: the first
+                 * candidate just past the predicted root. */
+                double ratio =
+                    e0 > 0.0 ? fmin(fmax(e0 / c->target_epsilon, 0.5), 1.0) : 0.85;
+
+                k.pld_dx = 4.0 * r0.pld_dx;
+                rc = cal_eps(&k, sig ? c->q : vr, sig ? vr : c->sigma, c->steps, &e1);
                 if (rc != ASEC_OK)
                     goto done;
-                goto check;
+                vc = vr;
+                if (e1 <= c->target_epsilon) {
+                    rc = cal_pld_search(&k, vr, e1, ratio * 0.97, 0.85, rtol, &vc);
+                    if (rc != ASEC_OK)
+                        goto done;
+                }
+                k.upper_only = 0;
+                if (vc != vr && c->target_epsilon < 1.0) {
+                    /* The full bracket on the search's lattice: when it is
+                     * already as narrow as the accountant asks for, vc is
+                     * the answer (its upper end is the search's).  Worth a
+                     * try for small epsilons, whose bracket target is
+                     * absolute (0.5 pld_bracket_rtol) and so loose. */
+                    double rt = base->pld_rtol, w;
+
+                    rc = cal_eps(&k, sig ? c->q : vc, sig ? vc : c->sigma, c->steps, &e1);
+                    if (rc != ASEC_OK)
+                        goto done;
+                    w = k.last.epsilon - k.last.epsilon_lo;
+                    if (e1 <= c->target_epsilon && w <= fmax(rt * e1, 0.5 * rt)) {
+                        *out = vc;
+                        e = e1;
+                        goto checked;
+                    }
+                }
+                k.pld_dx = 0.0;
+                rc = cal_eps(&k, sig ? c->q : vc, sig ? vc : c->sigma, c->steps, &e1);
+                if (rc != ASEC_OK)
+                    goto done;
+                if (e1 <= c->target_epsilon && isfinite(k.last.pld_dx)) {
+                    /* vc meets the target with the full bracket (this is
+                     * the final check); on the fine lattice the threshold
+                     * may lie a little below vc: one step of rtol tells. */
+                    asec_acct_result r1 = k.last;
+                    double first = 1.0 / (1.0 + 0.999 * rtol);
+
+                    k.upper_only = 1;
+                    k.pld_dx = r1.pld_dx;
+
+                    /* With the slope of the coarse search, the first
+                     * candidate is just past the predicted fine root. */
+                    if (isfinite(k.slope) && vc != vr && e1 > 0.0) {
+                        /* log-distance to the root: down in sigma, up in q */
+                        double sh = log(c->target_epsilon / e1) / k.slope;
+
+                        sh = sig ? -sh : sh;
+                        if (sh > 0.0 && sh < 0.05)
+                            first = fmin(first, exp(-sh) * (1.0 - 0.5 * rtol));
+                    }
+                    rc = cal_pld_search(&k, vc, e1, first, 1.0 - 4.0 * rtol, rtol, out);
+                    if (rc != ASEC_OK)
+                        goto done;
+                    if (*out == vc) {
+                        e = e1;
+                        k.last = r1;
+                        goto checked;
+                    }
+                    goto check;
+                }
+                if (e1 > c->target_epsilon && vc < vr) {
+                    /* The finer lattice's upper end came out above the
+                     * coarse one's (its floating-point error bound grows
+                     * with the FFT length): certify vc on the search's
+                     * lattice, where its upper end is known to meet the
+                     * target. */
+                    k.pld_dx = 4.0 * r0.pld_dx;
+                    *out = vc;
+                    goto check;
+                }
+                k.upper_only = 1;
+                k.pld_dx = r0.pld_dx;
+                e0 = NAN;
             }
+            if (!(e0 > c->target_epsilon)) {
+                /* Steps, or the fallback: search on the first lattice. */
+                if (isnan(e0)) {
+                    rc = cal_eps(&k, sig ? c->q : vr, sig ? vr : c->sigma, c->steps, &e0);
+                    if (rc != ASEC_OK)
+                        goto done;
+                }
+                k.pld_dx = r0.pld_dx;
+                if (e0 <= c->target_epsilon && isfinite(r0.pld_dx)) {
+                    double ratio =
+                        e0 > 0.0 ? fmin(fmax(e0 / c->target_epsilon, 0.5), 1.0) : 0.85;
+
+                    rc = cal_pld_search(&k, vr, e0, ratio * 0.97, 0.85, rtol, out);
+                    if (rc != ASEC_OK)
+                        goto done;
+                    goto check;
+                }
+            }
+            k.upper_only = 0;
+            k.pld_dx = 0.0;
         } else if (rc != ASEC_EBUDGET) {
             goto done;
         }
@@ -1070,7 +1218,7 @@ asec_acct_calibrate(const asec_acct *base, asec_acct_method method,
                 goto done;
             }
         }
-        rc = cal_solve_real(&k, 1, good, bad, rtol, out);
+        rc = cal_solve_real(&k, 1, good, bad, NAN, NAN, rtol, out);
         if (rc != ASEC_OK)
             goto done;
     } else if (c->solve == ASEC_ACCT_PARAM_Q) {
@@ -1100,7 +1248,7 @@ asec_acct_calibrate(const asec_acct *base, asec_acct_method method,
                 goto done;
             }
         }
-        rc = cal_solve_real(&k, 0, good, bad, rtol, out);
+        rc = cal_solve_real(&k, 0, good, bad, NAN, NAN, rtol, out);
         if (rc != ASEC_OK)
             goto done;
     } else {
@@ -1168,6 +1316,7 @@ check:
         else
             break;
     }
+checked:
     if (!(e <= c->target_epsilon)) {
         rc = asec__fail(ASEC_EINTERNAL,
                         "calibrated value %.17g gives epsilon %.17g above the "
@@ -1189,10 +1338,38 @@ struct jctx {
     size_t nodes;
 };
 
+/* Copy untrusted text (JSON keys and type names, jansson's "near '...'"
+ * excerpts) into dst for a one-line message: bytes outside printable
+ * ASCII become \xNN, so a control byte in the input can neither break
+ * the line nor reach a terminal.  Truncates to cap - 1 bytes. */
+static void
+printable(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+        if (*p >= 0x20 && *p < 0x7f) {
+            if (o + 1 >= cap)
+                break;
+            dst[o++] = (char)*p;
+        } else {
+            if (o + 4 >= cap)
+                break;
+            snprintf(dst + o, cap - o, "\\x%02x", (unsigned)*p);
+            o += 4;
+        }
+    }
+    dst[o] = '\0';
+}
+
 static int
 jfail(const struct jctx *j, int status, const char *what)
 {
-    return asec__fail(status, "%s: %s", j->path[0] ? j->path : "(top)", what);
+    char path[sizeof j->path * 4], msg[400];
+
+    printable(path, sizeof path, j->path[0] ? j->path : "(top)");
+    printable(msg, sizeof msg, what);
+    return asec__fail(status, "%s: %s", path, msg);
 }
 
 static int
@@ -1592,8 +1769,12 @@ load_json(json_t **root, const char *json, size_t len)
     if (len > JSON_MAX_BYTES)
         ASEC_FAIL(ASEC_ELIMIT, "JSON text of %zu bytes exceeds the 16 MiB cap", len);
     *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
-    if (*root == NULL)
-        ASEC_FAIL(ASEC_EFORMAT, "line %d column %d: %s", err.line, err.column, err.text);
+    if (*root == NULL) {
+        char text[4 * JSON_ERROR_TEXT_LENGTH];
+
+        printable(text, sizeof text, err.text);
+        ASEC_FAIL(ASEC_EFORMAT, "line %d column %d: %s", err.line, err.column, text);
+    }
     return ASEC_OK;
 }
 

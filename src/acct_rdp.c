@@ -188,9 +188,16 @@ sgm_log_a_frac(const struct sgm_grid *g, double alpha)
             cmax = e;
     }
     for (size_t j = 0; j < nj; j++) {
-        double x = g->x[j], lx = g->lx[j], w, term;
+        double x = g->x[j], lx = g->lx[j], w, term, lwj = g->lw[j] - cmax;
 
-        w = cmax == 0.0 ? g->w[j] : exp(g->lw[j] - cmax);
+        if (cmax != 0.0 && lwj < -745.0) {
+            /* The weight underflows (exp() of it is slow and gives 0);
+             * only the last form's first term can still count. */
+            if (fabs(x) > SERIES_X && alpha * lx > 1.0 && lwj + alpha * lx >= -745.0)
+                sum += exp(lwj + alpha * lx);
+            continue;
+        }
+        w = cmax == 0.0 ? g->w[j] : exp(lwj);
         if (fabs(x) <= SERIES_X) {
             double p = x * x, s = 0.0;
 

@@ -1420,6 +1420,29 @@ START_TEST(test_errors_json)
 
         ck_assert_int_eq(asec_acct_add_events_json(a, w, strlen(w)), ASEC_EINVAL);
     }
+    /* Untrusted bytes never reach the message raw: a control byte in the
+     * syntax (jansson's "near" excerpt), in a key or in a type name comes
+     * out as \xNN (fuzz corpus: acct-control-byte-in-message.json). */
+    {
+        static const char *const ctl[] = {
+            "{\"type\": \"self_composed\", \x02"
+            "count\": -3}",
+            "{\"type\": \"gaussian\", \"noise_multiplier\": 1, \"a\\u0007b\": 1}",
+            "{\"type\": \"gauss\\u001bian\"}",
+        };
+
+        for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+            const char *m;
+
+            ck_assert_int_eq(asec_acct_add_events_json(a, ctl[i], strlen(ctl[i])),
+                             ASEC_EFORMAT);
+            m = asec_errmsg();
+            for (const unsigned char *p = (const unsigned char *)m; *p != '\0'; p++)
+                ck_assert_msg(*p >= 0x20 && *p < 0x7f, "control byte in '%s'", m);
+            ck_assert_msg(strstr(m, "\\x0") != NULL || strstr(m, "\\x1") != NULL,
+                          "message '%s'", m);
+        }
+    }
     /* The size cap. */
     ck_assert_int_eq(asec_acct_add_events_json(a, "{}", ((size_t)16 << 20) + 1),
                      ASEC_ELIMIT);
