@@ -120,6 +120,7 @@ get_string(const char **out, json_t *v, const char *key)
 static int
 parse_value(asec_model_arch *a, int k, json_t *v)
 {
+    char q[128];
     const char *s = "";
     size_t z = 0;
 
@@ -128,7 +129,7 @@ parse_value(asec_model_arch *a, int k, json_t *v)
         ASEC_TRY(get_string(&s, v, "format"));
         if (strcmp(s, "attnsec-model") != 0)
             ASEC_FAIL(ASEC_EFORMAT, "architecture: format '%s' is not 'attnsec-model'",
-                      s);
+                      asec__printable(q, sizeof q, s));
         return ASEC_OK;
     case K_VERSION:
         ASEC_TRY(get_size(&z, v, "version"));
@@ -141,17 +142,20 @@ parse_value(asec_model_arch *a, int k, json_t *v)
     case K_KIND:
         ASEC_TRY(get_string(&s, v, "kind"));
         if (asec_model_kind_parse(&a->kind, s) != ASEC_OK)
-            ASEC_FAIL(ASEC_EFORMAT, "architecture: unknown kind '%s'", s);
+            ASEC_FAIL(ASEC_EFORMAT, "architecture: unknown kind '%s'",
+                      asec__printable(q, sizeof q, s));
         return ASEC_OK;
     case K_POOL:
         ASEC_TRY(get_string(&s, v, "pool"));
         if (asec_model_pool_parse(&a->pool, s) != ASEC_OK)
-            ASEC_FAIL(ASEC_EFORMAT, "architecture: unknown pool '%s'", s);
+            ASEC_FAIL(ASEC_EFORMAT, "architecture: unknown pool '%s'",
+                      asec__printable(q, sizeof q, s));
         return ASEC_OK;
     case K_POS:
         ASEC_TRY(get_string(&s, v, "pos"));
         if (asec_model_pos_parse(&a->pos, s) != ASEC_OK)
-            ASEC_FAIL(ASEC_EFORMAT, "architecture: unknown pos '%s'", s);
+            ASEC_FAIL(ASEC_EFORMAT, "architecture: unknown pos '%s'",
+                      asec__printable(q, sizeof q, s));
         return ASEC_OK;
     case K_CAUSAL:
         if (!json_is_boolean(v))
@@ -185,9 +189,12 @@ asec_model_arch_from_json(asec_model_arch *out, const char *json, size_t len)
     const char *key;
     json_t *v;
 
-    if (root == NULL)
-        ASEC_FAIL(ASEC_EFORMAT, "architecture JSON: %s (column %d)", err.text,
-                  err.column);
+    if (root == NULL) {
+        char text[sizeof err.text * 4];
+
+        ASEC_FAIL(ASEC_EFORMAT, "architecture JSON: %s (column %d)",
+                  asec__printable(text, sizeof text, err.text), err.column);
+    }
     memset(out, 0, sizeof *out);
     if (!json_is_object(root)) {
         json_decref(root);
@@ -201,7 +208,10 @@ asec_model_arch_from_json(asec_model_arch *out, const char *json, size_t len)
             if (strcmp(key, arch_keys[i]) == 0)
                 k = i;
         if (k < 0) {
-            rc = asec__fail(ASEC_EFORMAT, "architecture: unknown key '%s'", key);
+            char q[128];
+
+            rc = asec__fail(ASEC_EFORMAT, "architecture: unknown key '%s'",
+                            asec__printable(q, sizeof q, key));
             goto done;
         }
         seen[k] = 1;
@@ -349,10 +359,12 @@ read_tensors(const asec_model *m, const asec_io_file *f, const char *path, doubl
         for (size_t i = 0; i < info.ntensors; i++) {
             const asec_io_tensor *ft = asec_io_file_tensor(f, i);
             asec_model_tensor dummy;
+            char q[128];
 
             if (asec_model_tensor_find(m, ft->name, &dummy) != ASEC_OK)
                 ASEC_FAIL(ASEC_EFORMAT, "%s: unexpected tensor '%s' for a %s model", path,
-                          ft->name, asec_model_kind_name(m->arch.kind));
+                          asec__printable(q, sizeof q, ft->name),
+                          asec_model_kind_name(m->arch.kind));
         }
     }
     return ASEC_OK;
