@@ -52,11 +52,13 @@ const char *fuzz_put_file(const uint8_t *data, size_t size);
 #define fuzz_bit(status) (1u << (unsigned)(-(status)))
 void fuzz_check_failure(int status, unsigned allowed, const char *path, const char *what);
 
-/* 1 when msg holds no control byte (no newline, no escape sequence that
- * could repaint a terminal): what a message quoting hostile input must
- * guarantee.  ASEC_FUZZ_LAX_MESSAGES=1 in the environment turns the check
- * off, to keep fuzzing past a known, reported offender. */
-int fuzz_one_line(const char *msg);
+/* 1 when msg, the message of the call named what, holds no control byte
+ * (no newline, no escape sequence that could repaint a terminal): what a
+ * message quoting hostile input must guarantee.  To keep fuzzing past a
+ * known, reported offender, ASEC_FUZZ_LAX_MESSAGES in the environment turns
+ * the check off: "1" for every call, or a comma-separated list of prefixes
+ * of what ("asec_acct,asec_model"). */
+int fuzz_one_line(const char *msg, const char *what);
 
 /* Independent little-endian decoding of one element of dtype (an
  * asec_io_dtype value) at p, for comparing with the library's own; F16 and

@@ -43,7 +43,7 @@ check_failure(int rc, unsigned allowed, const char *what)
 
     if ((allowed & fuzz_bit(rc)) == 0 || rc >= 0)
         fuzz_bug("%s: unexpected status %d (%s)", what, rc, asec_strerror(rc));
-    if (msg[0] == '\0' || !fuzz_one_line(msg))
+    if (msg[0] == '\0' || !fuzz_one_line(msg, what))
         fuzz_bug("%s: the message is empty or not one line of printable text", what);
 }
 

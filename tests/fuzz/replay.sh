@@ -44,7 +44,7 @@ for dir in "$src"/tests/fuzz/open/fuzz_*; do
     prog=replay_${dir##*/fuzz_}
     for f in "$dir"/*; do
         [ -f "$f" ] || continue
-        if "$bin/$prog" "$f" >/dev/null 2>&1; then
+        if { "$bin/$prog" "$f"; } >/dev/null 2>&1; then
             echo "open bug, not visible in this build: $f" >&2
         else
             echo "open bug, still failing: $f" >&2
