@@ -20,7 +20,7 @@ run 0 "$ATTNSEC" batch merge -q --plot=none "$scratch/clean" || finish
 
 # The interrupted run: the kill schedule is a seeded list of delays.
 run 0 "$ATTNSEC" batch plan -q "$scratch/m.json" -o "$scratch/killed" || finish
-awk -v s="$KILL_SEED" -v n="$KILLS" 'BEGIN { srand(s); for (i = 0; i < 4 * n; i++) printf "%.3f\n", 0.03 + 0.25 * rand() }' \
+awk -v s="$KILL_SEED" -v n="$KILLS" 'BEGIN { srand(s); for (i = 0; i < 4 * n; i++) printf "%.3f\n", 0.005 + 0.05 * rand() }' \
     >"$scratch/delays"
 kills=0
 rounds=0
