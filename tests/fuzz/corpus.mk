@@ -46,235 +46,352 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_cli_numbers/u64-max \
 	%reldir%/corpus/fuzz_cli_numbers/u64-over \
 	%reldir%/corpus/fuzz_cli_numbers/u64-sign \
-	%reldir%/corpus/fuzz_json/00774acc9993b1cc8e38e3dbc9e68f2322f51c96 \
-	%reldir%/corpus/fuzz_json/016fbc188768da64b3b789c82f3667aee282b562 \
-	%reldir%/corpus/fuzz_json/02ad37e1504b0ade84efa3cce57b514b20a573d8 \
+	%reldir%/corpus/fuzz_json/005a07e678efab41fc718db4a87d66c75fd2bb23 \
+	%reldir%/corpus/fuzz_json/01546807a8a06e3f5f2a052862ca748a8a48dfd5 \
+	%reldir%/corpus/fuzz_json/0339ffacddddecdfbb15ccd37f1545f93856216f \
+	%reldir%/corpus/fuzz_json/039c287a8c3e7a956768f4571cca948910e6aca3 \
+	%reldir%/corpus/fuzz_json/04d386f339a458b96101f087f3f8c991860b5598 \
 	%reldir%/corpus/fuzz_json/04db6ab5e3ef7128de697235d065b7870478a73c \
-	%reldir%/corpus/fuzz_json/052c6c87858174a275f598529bdef79858ca485b \
 	%reldir%/corpus/fuzz_json/05777ece6986d59e023ec76e5d1df00a21e5f34c \
-	%reldir%/corpus/fuzz_json/067e5d968b91f5b921b4d1e0959a29923faeca73 \
-	%reldir%/corpus/fuzz_json/0857a7e2acadb008956a1cd1eda703a677e0138a \
-	%reldir%/corpus/fuzz_json/089b233c5f4cfbac5968ca2f78dea0df5df0fc0d \
-	%reldir%/corpus/fuzz_json/08c7e4a2764c92cf2c9bdb6141c3217184a67d0f \
+	%reldir%/corpus/fuzz_json/08e8ce4985216daaa2dba7caf2ecbe504666ccc5 \
+	%reldir%/corpus/fuzz_json/094f61d9a7c738c65f53f4ef7879bcfa0c96d055 \
 	%reldir%/corpus/fuzz_json/096294ac81215ab2a38dc36a7413711cc0fa927b \
-	%reldir%/corpus/fuzz_json/0a0bf45e857ccd66f480c5947d1456bfafe395ae \
-	%reldir%/corpus/fuzz_json/0c31cafe564bace38f11658a6fd34e7d272a29b5 \
-	%reldir%/corpus/fuzz_json/0c70b8e76f25b7d270fb370a208678da0e2fa0c7 \
-	%reldir%/corpus/fuzz_json/0cb770bac613bd5bf516e106ce16bf4fe9ef7563 \
+	%reldir%/corpus/fuzz_json/09f138f0e8113f9e4667985e76b3434dfe7e2563 \
+	%reldir%/corpus/fuzz_json/0a73ed82530822446016b3d822c6b055a5dda908 \
+	%reldir%/corpus/fuzz_json/0abd781a244efb19f0131c7ffa157ee1d2dcaaf6 \
+	%reldir%/corpus/fuzz_json/0c14335eb8a480aa2edcdf6035d9ff9e2aa758c5 \
+	%reldir%/corpus/fuzz_json/0c763e6e1e9f41edde5d72ab07fdc4db8bbfc289 \
+	%reldir%/corpus/fuzz_json/0c98709eb74608cf8e74e3ff3733e288f4a084ba \
 	%reldir%/corpus/fuzz_json/0d1373067374b54bc1b4f7909d9b057874fc511c \
-	%reldir%/corpus/fuzz_json/0daec69fa0bad673e2c5087e31139a16f30a6de8 \
-	%reldir%/corpus/fuzz_json/0ed3e30fc147a39962c6f5724dcae7a92be51358 \
-	%reldir%/corpus/fuzz_json/10dad719dea85dd7df1d5bbf0829031810e211d4 \
-	%reldir%/corpus/fuzz_json/10fbf17bcc67728a2999d3cd7ecbca0f730f96a6 \
-	%reldir%/corpus/fuzz_json/137336861a437f44f2f47a7b266db5e8b7876e85 \
+	%reldir%/corpus/fuzz_json/0dd0b4f73b9be1d296037bb49178d719b3ce5fce \
+	%reldir%/corpus/fuzz_json/0dfaf301a9f032572ae45832d428893692f84210 \
+	%reldir%/corpus/fuzz_json/0f8586e2b503799ab092fec4397a68c2ec6417c1 \
+	%reldir%/corpus/fuzz_json/0f89da66f8ce3e1cdf2b42dfd87730c217921a3c \
+	%reldir%/corpus/fuzz_json/0fb991f37b19a8e85ae0124a1ad07fa5f6f4580f \
+	%reldir%/corpus/fuzz_json/10083d1696d5260aeadc5c50e39dc2d099378983 \
+	%reldir%/corpus/fuzz_json/112ce868e3736896e8d0c015bb32bc3794449eed \
+	%reldir%/corpus/fuzz_json/12a16c46a8b47c2d245060b0b8a3caa49047dbc7 \
+	%reldir%/corpus/fuzz_json/138176b9862a5dfc2916562627906f2ee8c75440 \
+	%reldir%/corpus/fuzz_json/1383d9bafb46c37f2008d09a429a0b5f7184381b \
+	%reldir%/corpus/fuzz_json/13db7eb36968c3f32134127da91c070a1ee2e78b \
 	%reldir%/corpus/fuzz_json/13fd680fa47854431c58e673b1e91a42a9688325 \
-	%reldir%/corpus/fuzz_json/15a3e486ffc5abdcea20c1a6b10583b55b8a040f \
+	%reldir%/corpus/fuzz_json/1414ab7eb75a3ca6f75ee202e69ac30fdbc6514d \
+	%reldir%/corpus/fuzz_json/1478a2ce8f9020ad21a323e264b24ba792c055b6 \
+	%reldir%/corpus/fuzz_json/14c5d2bc9b8ecafbcca4e18cff47003967d725fd \
+	%reldir%/corpus/fuzz_json/15cc49cccfd6a3c18d721ad8f02b3087bb89b37a \
+	%reldir%/corpus/fuzz_json/16070b7dd10c89df17de652994e92aef4a100446 \
+	%reldir%/corpus/fuzz_json/160f6a63c8de9d7a09da3b58c45d3eb6dfe076a2 \
 	%reldir%/corpus/fuzz_json/16ff3b7b49fb41738fcde3dcc39f641e31ad5b8f \
-	%reldir%/corpus/fuzz_json/1876a23a309640c9b1f4efc000fdb4fdaf40194c \
-	%reldir%/corpus/fuzz_json/195dbd455456995212be63b27cba624f097b3f92 \
-	%reldir%/corpus/fuzz_json/19834645c316d1e8d055c688d5bab24366bc4d13 \
+	%reldir%/corpus/fuzz_json/187ad2e26adf0355188a25b37597c162bb6c3199 \
+	%reldir%/corpus/fuzz_json/19df82b6ae86d811357a9ac91224eade4d1aa102 \
+	%reldir%/corpus/fuzz_json/19e5ec70cb31af74a0fedf648fc2ceacda1d3f9f \
+	%reldir%/corpus/fuzz_json/1a01b3ffed037bedf57744bbdddc97023a810ecd \
 	%reldir%/corpus/fuzz_json/1a3d3b6cf664dd1016ae362e09a4752f40fa255b \
-	%reldir%/corpus/fuzz_json/1a5728b291120c12d176dc5a48caef65a3358c15 \
-	%reldir%/corpus/fuzz_json/1ac5a88a69d0ae7a95b5380a3742759786be2d8a \
+	%reldir%/corpus/fuzz_json/1ae631a59374b5f01163a594f88741e6124a4aab \
+	%reldir%/corpus/fuzz_json/1af426e13f5370e4796ea0a06bbc468c3a472439 \
+	%reldir%/corpus/fuzz_json/1c7bf4bc95d54e654af085912b4fdad733a35b6a \
+	%reldir%/corpus/fuzz_json/1d11b20882f4e484f5cd71fecbbbcf6efea5ea46 \
+	%reldir%/corpus/fuzz_json/1d42e023b8cffda8b44042440b5a0b91c6759d93 \
 	%reldir%/corpus/fuzz_json/1d7d2c39e070d6754ef65b99134fd8922fdcd314 \
-	%reldir%/corpus/fuzz_json/1db5ff2398b42a353687d8635dd40dcf71f11e24 \
+	%reldir%/corpus/fuzz_json/1df5200ba8c1941e9a9f39142036da85448894e5 \
 	%reldir%/corpus/fuzz_json/1ecad8931d9265631eda2bf8d5c80974adeaf880 \
-	%reldir%/corpus/fuzz_json/1ee6d74c4999c1604553334e5954d9ec4d31f1ae \
-	%reldir%/corpus/fuzz_json/1fd075b829bf2a302b58dd761598c68bf13b230e \
+	%reldir%/corpus/fuzz_json/1ee0b14f5bf9538482d7a12567ca0c2d683bf853 \
+	%reldir%/corpus/fuzz_json/1f8f6f2fd8d4c3677da5996199cdf53bc55ddd84 \
+	%reldir%/corpus/fuzz_json/205600829a9d1936d0279eabc76a1200ee800ba1 \
 	%reldir%/corpus/fuzz_json/2063aa4caad073570308d91e1ece059a11e20d7c \
-	%reldir%/corpus/fuzz_json/206d4fb1d87899fa0d01253c6f3e85661407751e \
-	%reldir%/corpus/fuzz_json/21345564ac021ee70f69ace8edb32746552a679a \
-	%reldir%/corpus/fuzz_json/229eefc4bfa7cdb4e310c2c23eee278f306b0caf \
-	%reldir%/corpus/fuzz_json/236f83f6ad513db9cb7c1a99d0f2df02ea599e85 \
-	%reldir%/corpus/fuzz_json/248561721e984b56bbdb72892d70098f36024ca6 \
-	%reldir%/corpus/fuzz_json/257183263eaa6dca0d0066e1e10d7493e682844f \
-	%reldir%/corpus/fuzz_json/26cd250f6d6a96d3cfc76c26641c69a1cbac9fef \
-	%reldir%/corpus/fuzz_json/287f95d31cec4bb5e76d6c0321300058ad70561d \
-	%reldir%/corpus/fuzz_json/2d1fbb8b197273b703ba68f25268988ea0755fcc \
-	%reldir%/corpus/fuzz_json/2f17245d73935118686d3d870e727c3b870b14a5 \
-	%reldir%/corpus/fuzz_json/2fbe050fbc88bb44413778c358277ebbc3816c7d \
-	%reldir%/corpus/fuzz_json/30b2ac5d81273d385dc904ee00b13bffd15609f4 \
-	%reldir%/corpus/fuzz_json/30bc1bce6d04aad20184105f38efdcd9ce3186b0 \
-	%reldir%/corpus/fuzz_json/327de77efbe00f9d0a8711fac7b564829014cba0 \
-	%reldir%/corpus/fuzz_json/32d79bc90254d2c8ce0aafd10530683cc6e77042 \
-	%reldir%/corpus/fuzz_json/3310fd9e5b309882c4ac311ee71e96955c793251 \
-	%reldir%/corpus/fuzz_json/33a4e99af8ba67612c48510f7b96fcdda186f665 \
-	%reldir%/corpus/fuzz_json/35b0872c7151308da9e6d28fb6594c22760c6d20 \
-	%reldir%/corpus/fuzz_json/364a76be22b9c769cb65dce4bf7d0d6c39ce98f9 \
-	%reldir%/corpus/fuzz_json/36ac983df92c502df36e169f123907d853a80d5f \
-	%reldir%/corpus/fuzz_json/3ad1c1dd59df5551006b9e596e459841a4e9cac6 \
-	%reldir%/corpus/fuzz_json/3afaa497c8c8f36df602ab29a0746bbccf0fad7a \
-	%reldir%/corpus/fuzz_json/3dca4833febc3c03b887834c99d8cdf30c0cca32 \
-	%reldir%/corpus/fuzz_json/3f9d90359298fc065260427efcd54c292b8d76f9 \
-	%reldir%/corpus/fuzz_json/3fb923d07e3c70a24d2b222e6a8e144844eac5cf \
-	%reldir%/corpus/fuzz_json/412674115b0e3335939b2a790961a20a105d2f80 \
-	%reldir%/corpus/fuzz_json/428e000f91a00e36929a8c15b7144cd65cb025e5 \
-	%reldir%/corpus/fuzz_json/434cd955244be2b26b3bc1129a11df1b7a8597dd \
-	%reldir%/corpus/fuzz_json/47867915f0977bb9ce4b831d05df899412cc0751 \
+	%reldir%/corpus/fuzz_json/217ad45f6c526769745fabb5f750e1f6c6806fae \
+	%reldir%/corpus/fuzz_json/21f1ae83b4df6015e0e8b6bc528ed4a09bdf4d59 \
+	%reldir%/corpus/fuzz_json/22cd7cce3918a5f4f432f7b1cc88c4b41121518e \
+	%reldir%/corpus/fuzz_json/23833462f55515a900e016db2eb943fb474c19f6 \
+	%reldir%/corpus/fuzz_json/24498f93737680949943fcb90997ac38370a3d98 \
+	%reldir%/corpus/fuzz_json/24935d92d616cb786ecc32a927f34221621918f9 \
+	%reldir%/corpus/fuzz_json/24d2bf408f52f98f9c5b7a68d0ad980954916391 \
+	%reldir%/corpus/fuzz_json/266c61477c0d564423349d82d4a8e37fb0923435 \
+	%reldir%/corpus/fuzz_json/28aeef9d6f4d968e18917723ddcd6ae7a5586d70 \
+	%reldir%/corpus/fuzz_json/28f1b458fe509fb576a27208dfaf5109d0723feb \
+	%reldir%/corpus/fuzz_json/292820844e0a14896cf95a7088b07495ba2c2c63 \
+	%reldir%/corpus/fuzz_json/292d20ea8a4dbe53c043c2dbe96340f4a4bc4522 \
+	%reldir%/corpus/fuzz_json/2ac22e1eff8195a73c7be419ba0674afd889d75e \
+	%reldir%/corpus/fuzz_json/2bc0c2340a493d35a4d987d3f1beea0757f43230 \
+	%reldir%/corpus/fuzz_json/2c6c42471992c24cf17db036c2aafbcc2c2e6d83 \
+	%reldir%/corpus/fuzz_json/2cd434043c51728c0bc0010d91eea093695a31ef \
+	%reldir%/corpus/fuzz_json/2d0134ed3b9de132c720fe697b532b4c232ff9fe \
+	%reldir%/corpus/fuzz_json/2db51b92e75bcc7173947f6fe884c1be1b9e3358 \
+	%reldir%/corpus/fuzz_json/2e221c60496dc094527f9bbadc3ddb88d8092ab6 \
+	%reldir%/corpus/fuzz_json/2e36c6cad5b536a667fc6e6c01fa955c71581c41 \
+	%reldir%/corpus/fuzz_json/2e55676bc18687758688c4f49fb59b4c2843bec9 \
+	%reldir%/corpus/fuzz_json/2f46ac41d7ae253433fc449d373d00da26840071 \
+	%reldir%/corpus/fuzz_json/31aa5ef8462dc715b84c18c1641985bfc0eeb7dd \
+	%reldir%/corpus/fuzz_json/32527fe734007622d2aae34abb4820af9cb6ba41 \
+	%reldir%/corpus/fuzz_json/32d4b0e277dad0c9db68124b7d3670e1168a1e8d \
+	%reldir%/corpus/fuzz_json/335925c656fa0759b6f18b72e832c7e326376680 \
+	%reldir%/corpus/fuzz_json/34ba6b210b8caefeef2b345a10173fc78d1085a6 \
+	%reldir%/corpus/fuzz_json/35148a86312eabed31cc3b20fbc56ac47f6b8b75 \
+	%reldir%/corpus/fuzz_json/3566b9d8df567340390c78326774d2f23549e3b9 \
+	%reldir%/corpus/fuzz_json/35ace34c77292f587e0d58cfd6553d7c13475f18 \
+	%reldir%/corpus/fuzz_json/35d5c9903299ae639e8672a8576f2485a80662cd \
+	%reldir%/corpus/fuzz_json/35ec33640fa452efb6cffd0d41e249dd7340c3e6 \
+	%reldir%/corpus/fuzz_json/35f88a3162652f7452166c4adc1f5df60513c841 \
+	%reldir%/corpus/fuzz_json/3702241eb94cb728cc60d2b46160637f3a5b77dd \
+	%reldir%/corpus/fuzz_json/3760de6eb02e68c4c103acf5806f111b39555039 \
+	%reldir%/corpus/fuzz_json/392c4261e968031949fa97595051e899b87538c8 \
+	%reldir%/corpus/fuzz_json/39c69ccd439f4b98994b6b05eaecbc9813a01962 \
+	%reldir%/corpus/fuzz_json/39e53cec362bfe5a6a17292977a6904b115734cb \
+	%reldir%/corpus/fuzz_json/3b6153f9e8ce5d5d251021f09465c9852c619d89 \
+	%reldir%/corpus/fuzz_json/3b92f185eb0c55820f0b95c665d2dc032ad07fef \
+	%reldir%/corpus/fuzz_json/3def49aac1916e114edb457d140ed92a1e371823 \
+	%reldir%/corpus/fuzz_json/409c2bab51709e6e121eb98930091028d708bd75 \
+	%reldir%/corpus/fuzz_json/410bb6fab7120243152b3c43958e5c21723267be \
+	%reldir%/corpus/fuzz_json/42b414eef9c9e25254ae189c44c79f13061341bc \
+	%reldir%/corpus/fuzz_json/43d983067f7c1421fd494b6536d25204b1abd4a8 \
+	%reldir%/corpus/fuzz_json/45a5337b01bf38feebe2d6393589e83d34a5db6a \
+	%reldir%/corpus/fuzz_json/45e6c3d10b5b216a19d65648c45cbfae3dbd3453 \
 	%reldir%/corpus/fuzz_json/48603905934c483d48fdd319683ad11f4c9eaf70 \
-	%reldir%/corpus/fuzz_json/4922f96c3c35054bbac7e62df6ce933689bc87db \
-	%reldir%/corpus/fuzz_json/496b1c34f015aa357c89ee1552e39da007e67e0a \
-	%reldir%/corpus/fuzz_json/4cca653a78028ffef3f2f2451158ab58490b4770 \
-	%reldir%/corpus/fuzz_json/4d49fab71a2ba8e34f4ad0891b81cf47170a1d32 \
-	%reldir%/corpus/fuzz_json/4e5df8fc049996d72cc7b943a9ad3985b0082756 \
+	%reldir%/corpus/fuzz_json/499de3209dc5bc7960ff53c824107c7261996aee \
+	%reldir%/corpus/fuzz_json/4a147c287490e908262139b27803b3d9cbc6631e \
+	%reldir%/corpus/fuzz_json/4a60fb146b3d3fb1db512b9242007a6fe605cced \
+	%reldir%/corpus/fuzz_json/4b8beb421d407d70fed33317283579af0cabbc49 \
+	%reldir%/corpus/fuzz_json/4ba2d6609c905844bfeaaac302a344d837f5ebbb \
+	%reldir%/corpus/fuzz_json/4bb2ef6689ed933ea433a59b9fabb714b21f3e7f \
+	%reldir%/corpus/fuzz_json/4c3a19bc13f96163c167c127ecd3bd5836bd921f \
+	%reldir%/corpus/fuzz_json/4cfff9e7266ca9835474accbcf62c1bbfdab5fee \
+	%reldir%/corpus/fuzz_json/4d1ce7bba249fffddfe8c82eeed9fe2a9e6bfa12 \
+	%reldir%/corpus/fuzz_json/4d522e5aa38e7fd6d79f63119307a7da7b32d275 \
+	%reldir%/corpus/fuzz_json/4dd314862dab2bcccce0899c44bdb954a068741f \
+	%reldir%/corpus/fuzz_json/4e58e3cfddbcee83ab7ec02a3a3a0c2be7db7976 \
+	%reldir%/corpus/fuzz_json/4ef91b4af26930c6c0aa2d9010b7fc9811f8a5f0 \
 	%reldir%/corpus/fuzz_json/4efd25358e2eb6ef6b2b0b9739aba36b94a9de81 \
-	%reldir%/corpus/fuzz_json/4f5ac348f8685fd207c83012ea73d51b7156be6e \
 	%reldir%/corpus/fuzz_json/4fc4dfa4eab84ce3ff085938c985feb6d8e769ff \
+	%reldir%/corpus/fuzz_json/4fef97ea2d496e85adc21a4464d20294491f3138 \
+	%reldir%/corpus/fuzz_json/5037e9debfd1dc838a5df09bf87ca14b3f7143c3 \
+	%reldir%/corpus/fuzz_json/512aaa0533da56e6de818d2441c3082ecd28952d \
 	%reldir%/corpus/fuzz_json/5391fa8712c0efd2615cc6b7a39cf9dd8a0cd317 \
-	%reldir%/corpus/fuzz_json/559222f443086181dfa535bfc0b05c35e873be37 \
-	%reldir%/corpus/fuzz_json/55c8c422fb07a19cc0ee750b4b606e74a166df98 \
-	%reldir%/corpus/fuzz_json/59cb12c95515558edf6a1de6d5abe654893a6a2d \
-	%reldir%/corpus/fuzz_json/5ace656cf3e6b44a059a3696fbfe59679d521e92 \
-	%reldir%/corpus/fuzz_json/5c0985c77f612eec28aaf4396dce7cc2de7def41 \
-	%reldir%/corpus/fuzz_json/5c3b568d900cc65f9f778c9e51d1a638ca3d26e6 \
-	%reldir%/corpus/fuzz_json/5c3c0ef32e457a8f69c0f4817e8d9fbf74ea74fb \
-	%reldir%/corpus/fuzz_json/5f895cddba82f7eb4c0af8e0c2ab958a4de4a23e \
-	%reldir%/corpus/fuzz_json/62928f045101d44276007a1d03acdfd41a3092a3 \
-	%reldir%/corpus/fuzz_json/635f1281d40415bcb9d9581ab15cec4c484653bf \
-	%reldir%/corpus/fuzz_json/63bb6af6c7c9b57fbe70458daf5c2f3b54509b41 \
-	%reldir%/corpus/fuzz_json/6405ccf2803ab25403050caaf54afa6c5a4b0d1b \
-	%reldir%/corpus/fuzz_json/6597a87c6ec23205441fde8091c85505e5b26338 \
-	%reldir%/corpus/fuzz_json/659eecfd257cbcf3f9eed5a262b2f16a9f1f5cf8 \
+	%reldir%/corpus/fuzz_json/53ba02789717c2f92d56d0826b44c3d39995dced \
+	%reldir%/corpus/fuzz_json/5423e149fc494f545301efd1352eec7a95b96cb7 \
+	%reldir%/corpus/fuzz_json/5547f875e1993d74584c8297c20082339c1a957c \
+	%reldir%/corpus/fuzz_json/558d0ae74cd61b1fc4127f294fcd83fc8a3f3ae1 \
+	%reldir%/corpus/fuzz_json/5592bbb9dae02b292f5d1b213728b1d611a4eac5 \
+	%reldir%/corpus/fuzz_json/55eaccf0aba3f93bcb341842c1e9a40e8926160d \
+	%reldir%/corpus/fuzz_json/5659ec38120d436c2f77511639363fc02dccce15 \
+	%reldir%/corpus/fuzz_json/5663b181375de638b4f77baffe6534154054e2e2 \
+	%reldir%/corpus/fuzz_json/57343bd4d184851c1cb09eac5b68d6f7eb85ee7c \
+	%reldir%/corpus/fuzz_json/57835d42d366ca908fe7b4de0c078aa58e35411c \
+	%reldir%/corpus/fuzz_json/58ad38c8d209cb797c89ed51df591071e4286caa \
+	%reldir%/corpus/fuzz_json/58eaf01b1cea98a28c4334a563aae20df3b42940 \
+	%reldir%/corpus/fuzz_json/59280a4ab2d894c306e014ff849978e096e0515d \
+	%reldir%/corpus/fuzz_json/592856db6a73f4daf3df2cd94cc5d8ac34242db2 \
+	%reldir%/corpus/fuzz_json/5b41a907e40656eaf06f96f2b281d0e8fabaab1f \
+	%reldir%/corpus/fuzz_json/5ba78f4f0c3cfa8812e090179b44c61a018df3ac \
+	%reldir%/corpus/fuzz_json/5d73ae9ec6fa957480bb34a8be3b3d7447f12761 \
+	%reldir%/corpus/fuzz_json/5dd1261eea263fcb209976a1a041af27d43d6f08 \
+	%reldir%/corpus/fuzz_json/600ab0461b3ba9a40a8d8a4bcbd7c64a3066d5f8 \
+	%reldir%/corpus/fuzz_json/61be73f3f043a3f4f8376d6f2600b91dc6c75f6a \
+	%reldir%/corpus/fuzz_json/61db717d844baa9f77dc7635237caf780cb46ade \
+	%reldir%/corpus/fuzz_json/623f25d4d8ce07ffb75570e488b62886289a1cb2 \
+	%reldir%/corpus/fuzz_json/63305cf36d34d1afa582986bd79de227d5f20882 \
+	%reldir%/corpus/fuzz_json/635b1491c20ad0b9e8cdd6fc003e2637e46444a5 \
+	%reldir%/corpus/fuzz_json/63baa5573f5c0f1413826ccb0f6fb91a75af5d92 \
+	%reldir%/corpus/fuzz_json/63f0ee71319aff8547b582f9fc152da2c0378640 \
+	%reldir%/corpus/fuzz_json/64848d7898e3a2cdc2d626eb423dbcfa24b13370 \
+	%reldir%/corpus/fuzz_json/64b672a9dec11d237773bb1bf453a5c3bed104a5 \
+	%reldir%/corpus/fuzz_json/660fb24ea7104970a2c03fe7c734291fcf903479 \
+	%reldir%/corpus/fuzz_json/665f5e2ea7872f76eb29af2ad176e8c7d4958ed9 \
 	%reldir%/corpus/fuzz_json/669629396eb513ecc8f1c8aeb21d7ce233c1cfc7 \
-	%reldir%/corpus/fuzz_json/671d8f859a6caea6937f6f5a56ce37653d1aa8a1 \
-	%reldir%/corpus/fuzz_json/67b3a492398af1649577c59ff1d0004a6ec18e64 \
+	%reldir%/corpus/fuzz_json/66afe08bfb6d35a5f9f030692b8b071fd45d435d \
+	%reldir%/corpus/fuzz_json/67b9b478866994601697d363591cb7ca086fe6d5 \
+	%reldir%/corpus/fuzz_json/67e7ae948c92d8418a4bd51eaa843139c53b3a42 \
 	%reldir%/corpus/fuzz_json/688db0432f50a67d95b21f28063d1a98f1c9ddad \
-	%reldir%/corpus/fuzz_json/68c3560a5c2fd20b2d64e101a1c6d0fcc8662051 \
-	%reldir%/corpus/fuzz_json/699e3ccb29f7ec83b58aa0c8fdf7c4fe8e1ceac0 \
+	%reldir%/corpus/fuzz_json/6a2b4d38fd10d22733db890febf967efb04eb9bb \
+	%reldir%/corpus/fuzz_json/6ac61c1d854f8699392baf4e21484d77941bca76 \
+	%reldir%/corpus/fuzz_json/6acc073d2c554bcf36fa02c3017cb33bb0cb34ae \
+	%reldir%/corpus/fuzz_json/6b12228896f7e4d1d5b5f6854e26f140ddaeb3ca \
+	%reldir%/corpus/fuzz_json/6b2e67e2122e7d15d3970093f41b61f4130bdaec \
+	%reldir%/corpus/fuzz_json/6c4c517a74c080670720bc35260a1d90b510492b \
 	%reldir%/corpus/fuzz_json/6c55448c92bd71c618eb2765b24a353ed29b3a44 \
 	%reldir%/corpus/fuzz_json/6ca98c9d7f297b7dfa84ff65d8f02e68d83cf24a \
-	%reldir%/corpus/fuzz_json/6cfbde2e448e91f12d2783629790ae72f1b31983 \
+	%reldir%/corpus/fuzz_json/6cbf7a04221b84a733e6737b589a8538da83726c \
 	%reldir%/corpus/fuzz_json/6d18622466726c9d4afff8333d2e1afc67cac29e \
+	%reldir%/corpus/fuzz_json/6d5a0902780c020db12fcd0c46bfb2064b204c5e \
+	%reldir%/corpus/fuzz_json/6d8c27ad0b273410206af5fc3885204c714736ed \
 	%reldir%/corpus/fuzz_json/6dd77f87fec62fd88dd2e14290cb600daddff7c1 \
-	%reldir%/corpus/fuzz_json/6f5107584c2c09045839fcf6c6f364f45c477462 \
-	%reldir%/corpus/fuzz_json/6f7b7cbcde4c59a43b64e1036b7cc4163bdc770b \
-	%reldir%/corpus/fuzz_json/6fc3600956371ad4e10d6c01cd665d7e968e7a06 \
+	%reldir%/corpus/fuzz_json/6e2c419ac0fd3db616b9bfa3d15ab92f8002c85a \
+	%reldir%/corpus/fuzz_json/6fd8b051debf06d54dd7ff57101bca45c8a54932 \
 	%reldir%/corpus/fuzz_json/7117a8c0a203fbdd6e3acf27d31e96a45e1c20c0 \
-	%reldir%/corpus/fuzz_json/7224870fdc188ddd4d75767b82571c72f5a2928c \
-	%reldir%/corpus/fuzz_json/7342ba4fd442de7b9d6428e1b31ea94c78cd5a0e \
-	%reldir%/corpus/fuzz_json/737cbb8fa76116b59eb394a836bf5b4692418913 \
+	%reldir%/corpus/fuzz_json/713b184afcc4aad3a2af5139c7c355b716bd4819 \
+	%reldir%/corpus/fuzz_json/715c3ea30345cc86e00a8608a046519b3af66f7f \
+	%reldir%/corpus/fuzz_json/727f973f2771e073e219bc97a3b61c56d7deaa13 \
+	%reldir%/corpus/fuzz_json/72eec5fb74dac336a817393a92edaa1eca47df31 \
 	%reldir%/corpus/fuzz_json/73a12c50673076f775dc68e35f5b1552ba486f33 \
-	%reldir%/corpus/fuzz_json/7594e357a77f03e1cc4e9f7aa53532cf5c445703 \
-	%reldir%/corpus/fuzz_json/771bcf6394453f60dedc85791423a901566bebb0 \
-	%reldir%/corpus/fuzz_json/7a693a51c427f7e35e5645a6e2030218e5ceee8d \
-	%reldir%/corpus/fuzz_json/7b98e0ff6e9e04de8317386f21c6e8872e4578da \
-	%reldir%/corpus/fuzz_json/7ceea9a1afe907f484621e7e3deba431e21caf1a \
-	%reldir%/corpus/fuzz_json/7d18887739c3bcb533122071b3a98f38e005e772 \
-	%reldir%/corpus/fuzz_json/7d9ddf53e8f8d40eea7cf1190d7b5b5445157dee \
-	%reldir%/corpus/fuzz_json/7e6e222a03e211ef4e0efb8ee09ebf1e585bc7ab \
-	%reldir%/corpus/fuzz_json/7e7b72de496062d540495a3daeefeef32f638c06 \
-	%reldir%/corpus/fuzz_json/7f4b12f86b887f1e24ec57eb6873ff8680907e82 \
-	%reldir%/corpus/fuzz_json/7f58d7253218d1c1591e70d407e4f05b8009acf0 \
-	%reldir%/corpus/fuzz_json/7f94d1600ec037f9aacd9640525eb51f8817db67 \
-	%reldir%/corpus/fuzz_json/81c5695b965f9b1629a500c9d331e4931a269439 \
-	%reldir%/corpus/fuzz_json/81fbf8b3362d4f3a15c702d500f7ce7ba8f6531a \
+	%reldir%/corpus/fuzz_json/741b9ee269fbb187fd905196ce92e3ff5ced758f \
+	%reldir%/corpus/fuzz_json/7479a977a59d7124c95777309a5814600c4e0e13 \
+	%reldir%/corpus/fuzz_json/7769701c3558b146a1730c75c6c3379c3c177fcd \
+	%reldir%/corpus/fuzz_json/78c02a6e4121ab91d772ca11cc823b163e38783e \
+	%reldir%/corpus/fuzz_json/79ac0a224fd9e29cb787a95dfaa3ee699bc84498 \
+	%reldir%/corpus/fuzz_json/79ca417b2111b032716d98bc3b05ef705cf97804 \
+	%reldir%/corpus/fuzz_json/7acf2158bf613187af11d2f419c6038e7c2dd9a6 \
+	%reldir%/corpus/fuzz_json/7b87fb196d4dfd99a1e23ae757e83952dd0206d2 \
+	%reldir%/corpus/fuzz_json/7d1670021928f97a26b892acc3f1a7dee2eb91a1 \
+	%reldir%/corpus/fuzz_json/7dae0e7712dc1fadaea6631e6794feef3089bf63 \
+	%reldir%/corpus/fuzz_json/7e88764c4080b495e731888cbd666358d801b76c \
+	%reldir%/corpus/fuzz_json/7ebbede8f10f7af5f6a32f06da683781bc6c330c \
+	%reldir%/corpus/fuzz_json/7f4e2c4e24684963cda38afb2ba2df7eca20c319 \
+	%reldir%/corpus/fuzz_json/7fd5821dba5e5de000e132c9ebf515764b1a3b3c \
 	%reldir%/corpus/fuzz_json/820aef398ef458a6348a44525edf1f29d05f79b0 \
+	%reldir%/corpus/fuzz_json/8246489b666966ff1c8b53324828ca1431cf91a1 \
+	%reldir%/corpus/fuzz_json/826ef0a10b7d11521bc7031214a217fd89e31b76 \
+	%reldir%/corpus/fuzz_json/82f810d1930de73adb5f6af81ef797bc08511a1e \
+	%reldir%/corpus/fuzz_json/837c80911ed2857c09cd82e9398bebfdde22f78c \
 	%reldir%/corpus/fuzz_json/8388b269255d9d8cdd6a43e2a37ca091e5779c6d \
-	%reldir%/corpus/fuzz_json/853ca09277527942c17f30bba806cec521ece3d1 \
-	%reldir%/corpus/fuzz_json/859f9793bc6d3d609a652e4cd568a2a7de6b0523 \
-	%reldir%/corpus/fuzz_json/87f60ea8303bf0c77efad07986a44818dfd48775 \
-	%reldir%/corpus/fuzz_json/89335b6017a3fc5927975ae6a366922f084b2702 \
-	%reldir%/corpus/fuzz_json/89e83ba2e0fea352ccbcad1597091b1988ce1a9a \
-	%reldir%/corpus/fuzz_json/8a6e03d1b1585b8aaf90cabc3e1529179960af5c \
-	%reldir%/corpus/fuzz_json/8ab0f3fdb6ad26b2a8dccb54457d2859159b7b9b \
-	%reldir%/corpus/fuzz_json/8c1752dec16d55c5efb336cadd7ad2b329e99284 \
+	%reldir%/corpus/fuzz_json/845d93c361035fdda5aa28b80c47ad919cf666ef \
+	%reldir%/corpus/fuzz_json/8472c65ab83e09daba94a1508d0db598fdeee528 \
+	%reldir%/corpus/fuzz_json/85feb97710394a6456b31370bef6eaedc9ffc8cf \
+	%reldir%/corpus/fuzz_json/86a70ed80f81e4886e7328b50a59c07a3b32cb39 \
+	%reldir%/corpus/fuzz_json/87248a50ff4fb1753a960fd1835ee750f1b48ff7 \
+	%reldir%/corpus/fuzz_json/8786a242f424fbb4266d25cf8c5707f94622519c \
+	%reldir%/corpus/fuzz_json/87f1f18cabb3a5b4486b62dad7fa3903f78ca7c6 \
+	%reldir%/corpus/fuzz_json/888b901afe4d5f456a96ec2d0e19ec4b8b9897f9 \
+	%reldir%/corpus/fuzz_json/88a11491b67906bceaf22815e2282cd1454a1bd6 \
+	%reldir%/corpus/fuzz_json/88e324feb392a6b67314dd62f6a5ce1ef094118f \
+	%reldir%/corpus/fuzz_json/89c0f760bd5008557bb3ee3e6a5f832dc261b9f6 \
+	%reldir%/corpus/fuzz_json/8aa06ac8961e9cd2d1259d5d05a1ee616b50c5d4 \
+	%reldir%/corpus/fuzz_json/8ba72acb99ad1545ae56a841c5faf1355f94aaa9 \
+	%reldir%/corpus/fuzz_json/8bf6546d7f95404ba7c5251ce1b9736182fa3aff \
 	%reldir%/corpus/fuzz_json/8db9dbf0f01f5a1d2d5ab458e700e266721ad306 \
-	%reldir%/corpus/fuzz_json/8dc0a76188217bcbd09dca7c36f956755a56a66e \
 	%reldir%/corpus/fuzz_json/8fb7e54f27ccc25b950c3335ec1f6195280f4bf6 \
-	%reldir%/corpus/fuzz_json/9021df2d9f3b45f953e064e97037f8798bf05ceb \
-	%reldir%/corpus/fuzz_json/9056ce1f27719d16baacf9efa49e9be584625e68 \
+	%reldir%/corpus/fuzz_json/90248612b996acba16313c2ec38333760ad2bfa2 \
 	%reldir%/corpus/fuzz_json/909933cca2b8569c8fa63bf2ff50c0042ec4cc28 \
-	%reldir%/corpus/fuzz_json/91700fe799dbeae5a2f64aabb5338e30935c0bcb \
-	%reldir%/corpus/fuzz_json/91ddd7daadc4edc49120cc166ef446341b95bbee \
+	%reldir%/corpus/fuzz_json/918bba85acc41d59f2f74f8eeec1b0882826f899 \
 	%reldir%/corpus/fuzz_json/91e59a82860d41dea20211b853d5e9aa9278e0b3 \
-	%reldir%/corpus/fuzz_json/943dd41ad3a62877b0614068283001be6ddec01d \
-	%reldir%/corpus/fuzz_json/982eaf2e4f357249e3a0259af1205f2805fa7b24 \
-	%reldir%/corpus/fuzz_json/996ff145e2b8ba8a3003a4036e5914b90c61652f \
-	%reldir%/corpus/fuzz_json/9ae421c9ac9099d72ea140299a4f5349e54a42b7 \
-	%reldir%/corpus/fuzz_json/9d9cb2f9bef6a2720bab595b28e787fd125e0d24 \
+	%reldir%/corpus/fuzz_json/924a551a2aed268684937e2b721d7aa9fbd8c665 \
+	%reldir%/corpus/fuzz_json/924bd073360b891a92542d8e5ba0aa93a42ba428 \
+	%reldir%/corpus/fuzz_json/93321f95980fb677e3fa0a0b849f63e450a8a3da \
+	%reldir%/corpus/fuzz_json/93b50623564a7d3eae0164932961bb3e32845132 \
+	%reldir%/corpus/fuzz_json/946e3f2ffc12544b5388fa3672e13f5ea3be8b3e \
+	%reldir%/corpus/fuzz_json/95ace1187f5d0c8666a79069b7eb41cd7926d4f3 \
+	%reldir%/corpus/fuzz_json/95c00c521f4b90b305a5cc78facbd3df1f24105b \
+	%reldir%/corpus/fuzz_json/9682eb880eabaa3a672adf2690258231fcd68428 \
+	%reldir%/corpus/fuzz_json/973991c0a8b50d4ab019cb7defe03f88261a5909 \
+	%reldir%/corpus/fuzz_json/9a321718b902912cad260e267ff4b7fb1e85d4c3 \
+	%reldir%/corpus/fuzz_json/9a362b20d08ff8ee1f7ec569a222480adbaea6aa \
+	%reldir%/corpus/fuzz_json/9ae55afa2549f69db84d43cb3b487af67e107712 \
+	%reldir%/corpus/fuzz_json/9c43a863acd8f2bb2ef2d5f8d7546b2288ed6ffa \
 	%reldir%/corpus/fuzz_json/9fbe82eb124ead95e4ed675b698fbe123109306a \
-	%reldir%/corpus/fuzz_json/a032a8debf65db7dfd8a814465066c83cfe98519 \
+	%reldir%/corpus/fuzz_json/a153361b7cb768f1d5656a38e9efe706513447f3 \
+	%reldir%/corpus/fuzz_json/a27b74eefafb62fb14b677111db859e1e7d7b713 \
+	%reldir%/corpus/fuzz_json/a2ba43765874ae9de9f0ca44c1dc689d37ed25db \
 	%reldir%/corpus/fuzz_json/a2e851f352a5e8f6ce65e32215d90ed7a37cd8a4 \
-	%reldir%/corpus/fuzz_json/a46061cdb9a2605ffa1bee032d8a5d9bb7534bca \
-	%reldir%/corpus/fuzz_json/a5f4960549f71cd694d10202b97669440a2e7698 \
-	%reldir%/corpus/fuzz_json/a66690acecb4a7348e1acaf26124324d72749b59 \
-	%reldir%/corpus/fuzz_json/a8a743001da612b63cf8c6f42175836e4aeb9533 \
-	%reldir%/corpus/fuzz_json/a94a4a1496a0511a28f92040a0ba3ec978113ac0 \
-	%reldir%/corpus/fuzz_json/a9e27d78daf46aaf695e1054a1cf7f7ca56d665d \
-	%reldir%/corpus/fuzz_json/a9ee3398ea3f100312ee9cd7202999c8be4e22d4 \
+	%reldir%/corpus/fuzz_json/a6fcc012165aff8776ff40c795745fac3fc05b63 \
+	%reldir%/corpus/fuzz_json/aa57c0049908c7d3c1fa20a25c89addee12707d1 \
+	%reldir%/corpus/fuzz_json/abcce5e371a9be638c29294bda234b9df7910966 \
+	%reldir%/corpus/fuzz_json/accb4945e280df0f7c44a7d4531218e7253fe904 \
 	%reldir%/corpus/fuzz_json/acct-control-byte-in-message.json \
 	%reldir%/corpus/fuzz_json/acef066e092e7b178cb005a852414400c70d958e \
-	%reldir%/corpus/fuzz_json/ada4d0850372357376c52bc92b467407af2b0c2c \
-	%reldir%/corpus/fuzz_json/af0f8a0eca066d0bda6d2246dec556c01f2661ef \
-	%reldir%/corpus/fuzz_json/af79a51ea5c6659ae59590795d476a58ee96c52a \
+	%reldir%/corpus/fuzz_json/ae8c4303d9f8d4685c6a9dc64255c8d7f32b31fa \
+	%reldir%/corpus/fuzz_json/aece4cad5498d5d330b82ff97aeb5867cd163b3e \
 	%reldir%/corpus/fuzz_json/arch-vit.json \
-	%reldir%/corpus/fuzz_json/b15a98698d17cc94f15b7bfaf0d79d50500f5260 \
-	%reldir%/corpus/fuzz_json/b168f61dbf00a2b591ba534d07bdd41c2731782e \
-	%reldir%/corpus/fuzz_json/b199fb1621fb3fe34063227dc766537c2aa2acb0 \
-	%reldir%/corpus/fuzz_json/b399cd3fd45521500535c1e0c15f35e6f440bd9a \
+	%reldir%/corpus/fuzz_json/b0845bb7d60dab4babe64bd7b160bdb1b3403622 \
+	%reldir%/corpus/fuzz_json/b21e8bd1203b46a4eb1ec6dfc4e8b75a5d92db0b \
 	%reldir%/corpus/fuzz_json/b4a2f6f0c73a7717ff6548c2ca3a6ba3eab60251 \
-	%reldir%/corpus/fuzz_json/b97e5715ae56500a287516d5f734cdaabe454d71 \
+	%reldir%/corpus/fuzz_json/b78d45f472767a349ae1bf50415b256e76077876 \
+	%reldir%/corpus/fuzz_json/b87419a25cde55e85d494ec934c8420adc0486d0 \
+	%reldir%/corpus/fuzz_json/b89789f74bfd37cc930cb1efb718d339235818df \
+	%reldir%/corpus/fuzz_json/ba49ed650c7a3e2584ece4daa1d63b5dbb8c32a9 \
+	%reldir%/corpus/fuzz_json/bace06ebdcda37e0dfb03906a2241889794347e9 \
+	%reldir%/corpus/fuzz_json/bb506ee1cd356168733b87d6ab036293891ffd0e \
 	%reldir%/corpus/fuzz_json/bc196776418c0ddcb751b83585319d5872888043 \
-	%reldir%/corpus/fuzz_json/bc91f12d7ffbb6908b11804c6d57cbd2cec73091 \
 	%reldir%/corpus/fuzz_json/bca6e6e576caffe7db58368e7d0cc7cf1206397e \
-	%reldir%/corpus/fuzz_json/bcc8eb12f524c1213e4ecf1954356f16f6bd6d26 \
-	%reldir%/corpus/fuzz_json/be1e260cd084a8d2dd75b22d1e91746e0dba4f53 \
-	%reldir%/corpus/fuzz_json/be88adc32c05ccd75dbedcc8ea23631e260bad12 \
-	%reldir%/corpus/fuzz_json/bef9ec23d4a5b061d5213202045b2a14e7c7eb24 \
-	%reldir%/corpus/fuzz_json/befd0914b6a3aa33565f559b70e20dd4360dd55e \
 	%reldir%/corpus/fuzz_json/bf21a9e8fbc5a3846fb05b4fa0859e0917b2202f \
-	%reldir%/corpus/fuzz_json/bfa760ecf098693828f04e782929eb977631e990 \
-	%reldir%/corpus/fuzz_json/c17c56fa9238840e743b09a24e55f5771003aed4 \
+	%reldir%/corpus/fuzz_json/bf9c5e6f5d6d8f38fe47726a1db65d200f080746 \
+	%reldir%/corpus/fuzz_json/c0a85f64824040b92185e3f7d9a4c6c9f50f7b70 \
+	%reldir%/corpus/fuzz_json/c132a6d0fd5ce418294d18de12de34e72993a1a4 \
 	%reldir%/corpus/fuzz_json/c1839094fe1fa2d25a527fb5d7b6dc43a1f999d7 \
-	%reldir%/corpus/fuzz_json/c21aaa94c76cb7b5ad0c713f51eab44fa27169c6 \
-	%reldir%/corpus/fuzz_json/c459326c3aa01e23e32b36bdb8d53dd1b5ea1df8 \
-	%reldir%/corpus/fuzz_json/c489e797c50a110e94d953cea3ca12f65e7086c0 \
-	%reldir%/corpus/fuzz_json/caa42b0e0aa7111a3bebf1c59e2214d970b77419 \
-	%reldir%/corpus/fuzz_json/cb9da70fca76daa3989f4b8188e4a02ef7212396 \
-	%reldir%/corpus/fuzz_json/cbb61e67a1003c6c622ad78dee03058ad5208931 \
-	%reldir%/corpus/fuzz_json/cbe457c1098443c8e636a0cd7df79c1a719417e9 \
-	%reldir%/corpus/fuzz_json/cc994b8dbcd76f45ad725b34df49c24e78ed5cae \
-	%reldir%/corpus/fuzz_json/ccc49bbec59b95d571d11259b1f8f72aa4d279e4 \
+	%reldir%/corpus/fuzz_json/c383ce2bfa4c07074d613ecc37c6bf079bbe79c2 \
+	%reldir%/corpus/fuzz_json/c498cf44006481be505e85d2bf9e6922f5b20771 \
+	%reldir%/corpus/fuzz_json/c56ee557f4c8274912057739daf7b58dd7a54f75 \
+	%reldir%/corpus/fuzz_json/c580a59ee90a01ff3868d66d8ca8d1158c055b43 \
+	%reldir%/corpus/fuzz_json/c67711dd150f41f5e9dff03723e655f7aaf60c35 \
+	%reldir%/corpus/fuzz_json/c8cc9bc6ef1a533373337675ae4bafa6c71fb1b5 \
+	%reldir%/corpus/fuzz_json/c8def76eb2c3db6f793d9610492ccb300df86aa5 \
+	%reldir%/corpus/fuzz_json/cdb7322b1f3d923874375cd407b235b71d0dfb45 \
 	%reldir%/corpus/fuzz_json/ce91b353b4006a580d88078ad247b0a282d3ece4 \
-	%reldir%/corpus/fuzz_json/cea5c58d38efd5b6337cf3cc2dc597c8bb30343d \
-	%reldir%/corpus/fuzz_json/d2fa2a9173806a247c5be0e799a6d78d72035cfd \
-	%reldir%/corpus/fuzz_json/d347ef1a1e7fd66f825bf1f3c5daae42757cae1e \
-	%reldir%/corpus/fuzz_json/d84cbf4ede4dbf6d56a75c4d3ace8e9cf809f8b5 \
-	%reldir%/corpus/fuzz_json/d94efed53d29c99c084dd490941eb14dd67db04c \
-	%reldir%/corpus/fuzz_json/d985e9604caffb97a16d85197077ae07a1dbb8ea \
-	%reldir%/corpus/fuzz_json/d9b01b1fe5b565a2d646a17acaf7d87f0df790ab \
-	%reldir%/corpus/fuzz_json/d9b30f6118ba3d8e25880a8be748a226942c33b6 \
+	%reldir%/corpus/fuzz_json/cf6ddc7d40e39d72007db8e79a4595b095d7399a \
+	%reldir%/corpus/fuzz_json/d05df6f91c16ccb42c2ab95c668a396ba1c732ce \
+	%reldir%/corpus/fuzz_json/d105e7b811822f792e447fce615e811962123dee \
+	%reldir%/corpus/fuzz_json/d16b4928bb47229776d82b6bcdbdd8423a31b0c5 \
+	%reldir%/corpus/fuzz_json/d1d643ae4fdd93f3c46b21e6e7e51619701d156a \
+	%reldir%/corpus/fuzz_json/d23738ed9519de7fe5ec3068180ca28bc885f98b \
+	%reldir%/corpus/fuzz_json/d391efe3add727ce94208e9ed13c293766c0cb5c \
+	%reldir%/corpus/fuzz_json/d3d0e0631a71b166c31ce326c719528deed064f1 \
+	%reldir%/corpus/fuzz_json/d4e0669de70a3e0e9c5b0575369203c1674300ea \
+	%reldir%/corpus/fuzz_json/d5148ef0fd289d883db41349d4f8426352adf9ae \
+	%reldir%/corpus/fuzz_json/d5adb3cb5a91dbd8611a0ee0a2d304c228d4c29b \
+	%reldir%/corpus/fuzz_json/d759f1cd36c28f9bf5dd6556c72a9f87941b5e47 \
+	%reldir%/corpus/fuzz_json/d77a6f3463dc407044179acdca7d412ac3608325 \
+	%reldir%/corpus/fuzz_json/d80cad4332ba2dd304d179dd1114ef9e2e24647f \
+	%reldir%/corpus/fuzz_json/d86b7334378393249bb809db02e3f335b2bd051d \
+	%reldir%/corpus/fuzz_json/d92ca9d72a45804741fa06a3d946f3f29354d7ac \
+	%reldir%/corpus/fuzz_json/da9d4fbb4ced3dcec0b3e8c3cd463f6886ea932c \
 	%reldir%/corpus/fuzz_json/dada4bd8a1f6b30b7ec9adc7f742e40890fcf001 \
-	%reldir%/corpus/fuzz_json/dafc3fbc09ae22c510a5c26d4a034c4f79439beb \
-	%reldir%/corpus/fuzz_json/dd95b3805517afb46deb3a8d7c762d9f26f45445 \
-	%reldir%/corpus/fuzz_json/debfac33a8d66629376722a889ca224620a83ddd \
+	%reldir%/corpus/fuzz_json/db4d3bb1b148204022b3c9664dc8f4fd93fe0032 \
+	%reldir%/corpus/fuzz_json/db5ceee09ea7171ea87c511f7ce7144cacb57a94 \
+	%reldir%/corpus/fuzz_json/dbe599375d105cf46d35c854a5d68acf5716c9cf \
+	%reldir%/corpus/fuzz_json/dc2db5f18756fef95c54a7883c02ee1780aac2cc \
+	%reldir%/corpus/fuzz_json/dc326f24af17fb74406bf4698d75bca14a331293 \
+	%reldir%/corpus/fuzz_json/dd281a0c6905be2d0a32dfa9c7a147051efa52b9 \
+	%reldir%/corpus/fuzz_json/dd55de5385d0e2965b737d44086418da8c0dee2a \
+	%reldir%/corpus/fuzz_json/ddcaad0f728699008005081d9dd851c5badce2cb \
 	%reldir%/corpus/fuzz_json/df45e474c56a17773d0ba3e598ca158372330def \
-	%reldir%/corpus/fuzz_json/dfe0c789b577cf95b938f70522fe6d38c1c7c3d2 \
-	%reldir%/corpus/fuzz_json/e0f08ea83c05e9063d56b8873b9639c0916aca92 \
-	%reldir%/corpus/fuzz_json/e28327e1e09d0033905019bff838d605bfda7cd9 \
-	%reldir%/corpus/fuzz_json/e53f9406dd029874443e4fe774b260d2ff9f86f9 \
-	%reldir%/corpus/fuzz_json/e81f4a67624ecae2ecf2fb9271a649e251e540c6 \
-	%reldir%/corpus/fuzz_json/e83f147f93b0ab978f9d3955e29a0b23a4ff99c5 \
-	%reldir%/corpus/fuzz_json/e985ec817220892ac8e7830df49dd98bea11fd80 \
-	%reldir%/corpus/fuzz_json/eba6a20d2d8138e749d742d452b066ad603b0d7b \
+	%reldir%/corpus/fuzz_json/e01a83e96709c406ce6883a0742acb9d72eeaeec \
+	%reldir%/corpus/fuzz_json/e038eedebeb6bcab1eab276a0ec8693acddd04a2 \
+	%reldir%/corpus/fuzz_json/e046f3d3fef962d8c4bb06ee4e190902d108a2d6 \
+	%reldir%/corpus/fuzz_json/e06060c0a5fb0fc9d7289a3b2a620051615e4432 \
+	%reldir%/corpus/fuzz_json/e0b1e8241681aff482e7b9375588bf772726d5fe \
+	%reldir%/corpus/fuzz_json/e0fbd5c1948c21de109973ffa68f09edce47ec5b \
+	%reldir%/corpus/fuzz_json/e10fc0daf30b050bc2cadcc452a0e8bf8be298c0 \
+	%reldir%/corpus/fuzz_json/e30a72982ae7fe8f9c9ace891429025462e18c48 \
+	%reldir%/corpus/fuzz_json/e329328932eea614880f496e25fbf7543d529077 \
+	%reldir%/corpus/fuzz_json/e3cf87f7b1aa68acc301c67ec55ebc4af32a2039 \
+	%reldir%/corpus/fuzz_json/e5af8b030f85abd8c9b2f3827d49435996e2eb6d \
+	%reldir%/corpus/fuzz_json/e5b5f2e9482a753c0be36c34d616cf3d9bf9871a \
+	%reldir%/corpus/fuzz_json/e6174f78a86837671ad2e1b433c70023797a6180 \
+	%reldir%/corpus/fuzz_json/e629a1eb2289cbdb500b41bc9775cd6fb5ce4d2a \
+	%reldir%/corpus/fuzz_json/e6b29e30ef45136ef0c82b298a2247ea0fe7e7ca \
+	%reldir%/corpus/fuzz_json/e792f7e03d84c50d80fccd5aea61aa064cc5f7e4 \
+	%reldir%/corpus/fuzz_json/e96cf528bd90e1fab4ede9490a7556fdf3092be0 \
+	%reldir%/corpus/fuzz_json/eb7ba08b65e72b1d19df3ec59655bcc0b8db9293 \
+	%reldir%/corpus/fuzz_json/ebb4e80bd5576ba4bf26136d5bcc0be2833d2fb4 \
+	%reldir%/corpus/fuzz_json/ec057c32780d6d7869a0edd52a47bf0ee9e71a09 \
 	%reldir%/corpus/fuzz_json/ed8640ede9f6fed2c1b00771516484482dbe3dbb \
-	%reldir%/corpus/fuzz_json/ede3cf84fdfa112c223f3be3936d64a27142e081 \
+	%reldir%/corpus/fuzz_json/ef16fe33df61d23982747702fed2dcc95c8bf114 \
+	%reldir%/corpus/fuzz_json/efc6713a6f45024cd2f138f9b55be6ae1e65df82 \
 	%reldir%/corpus/fuzz_json/events-wor.json \
 	%reldir%/corpus/fuzz_json/events-zcdp.json \
-	%reldir%/corpus/fuzz_json/f09fbcddabdc8f4623d7e61060caec83748b737f \
+	%reldir%/corpus/fuzz_json/f047b4a3dd303c7362bc656e342a6343edc55ca8 \
+	%reldir%/corpus/fuzz_json/f0ad649c7e9509bc09051abcc21b402ff9b7553c \
+	%reldir%/corpus/fuzz_json/f164fdb3397d8d5e7b226f127f530c4a6582016c \
+	%reldir%/corpus/fuzz_json/f2185bd63e0b143b238dc5f4b22cc096963eb395 \
 	%reldir%/corpus/fuzz_json/f226100accf12f5da3565f12ec47bf95855f6220 \
-	%reldir%/corpus/fuzz_json/f263a88be59336fdcc16ecc6d3fbb343d1052daf \
-	%reldir%/corpus/fuzz_json/f2fa1818112037e4525486a2117d64f007ba7798 \
-	%reldir%/corpus/fuzz_json/f3accc83bb2fcdaa0cd3fe60cba5c7077e7d9ca7 \
+	%reldir%/corpus/fuzz_json/f2458e3ac6f8240770feaeba0aa9242fdeacde5d \
+	%reldir%/corpus/fuzz_json/f2c628b9a0c6362634163dbc9e6fba1b068bb782 \
 	%reldir%/corpus/fuzz_json/f48c1986a216a70320bed8e49b885b9e47dda9c0 \
-	%reldir%/corpus/fuzz_json/f4f22de34c8f77ab7dc806bf37eb7ae70b48ca18 \
-	%reldir%/corpus/fuzz_json/f604b79faab51ea610601025bd8c26bdd5da50df \
+	%reldir%/corpus/fuzz_json/f5007dd5cc22ae99c9c1b5937f20366c5d800a69 \
+	%reldir%/corpus/fuzz_json/f571fefc0e56987b3eca86d6e18e114a2dd3125f \
 	%reldir%/corpus/fuzz_json/f6331d87e3d78c26b47be355c096f2e49a3ad23f \
-	%reldir%/corpus/fuzz_json/f8bfe549bb69cfe8767b69445057159293624a15 \
+	%reldir%/corpus/fuzz_json/f6492c652d5b92e04c9ce4192fa23a9fcb3ad499 \
+	%reldir%/corpus/fuzz_json/f6506cabacd6f3839c44d261a2a973528a5d9ef2 \
+	%reldir%/corpus/fuzz_json/f7e1d100112cff91411600137b3a46a80d321719 \
+	%reldir%/corpus/fuzz_json/f87943318ed5f6028a5b17dde291640052c43c42 \
+	%reldir%/corpus/fuzz_json/f8fb8d160af61f075770381209cbab79cbfd91d5 \
+	%reldir%/corpus/fuzz_json/f9b8990914df4b0ca1b33400bba72329854b2025 \
 	%reldir%/corpus/fuzz_json/f9fd32f580ac0d3ce8af3a88cb42a1c9e8997b1a \
+	%reldir%/corpus/fuzz_json/fa4ec41bd96ab1953252915997efa60737f77813 \
+	%reldir%/corpus/fuzz_json/fc384000de3c324f8ee2d27c2c7ad103da04f37e \
 	%reldir%/corpus/fuzz_json/fc3b35615dd98edc4311f5460d7f8f987e57bbc5 \
-	%reldir%/corpus/fuzz_json/fc73d64ea34185930a29c2fec12916056e97a8ed \
+	%reldir%/corpus/fuzz_json/fd89d36ceb42b0d48f509833e0c02902efdae7d3 \
+	%reldir%/corpus/fuzz_json/fdd766c22a3d6ce4fc6753f7512b736d6efbc38a \
+	%reldir%/corpus/fuzz_json/fdea7636c0c2bc41e66eb6b453f26c19c0fb64c0 \
 	%reldir%/corpus/fuzz_json/fe844b27d54b0a7a66bb759794e1ab7bb5ea1c73 \
+	%reldir%/corpus/fuzz_json/ff1a49d27b999614affe4740a69c59063040f7ca \
 	%reldir%/corpus/fuzz_json/ffc8793f58d4a843b9e5056f9e12b21fd2105a3b \
 	%reldir%/corpus/fuzz_npy/00574b7a2e0f7a7655ff87caf680d05df6eacfe9 \
 	%reldir%/corpus/fuzz_npy/008ac22f6007203ba80f0450c4f040a2f1fba222 \

@@ -33,11 +33,20 @@ void fuzz_bug(const char *fmt, ...) ASEC_PRINTF(1, 2) __attribute__((noreturn));
     ((cond) ? (void)0                                                                    \
             : fuzz_bug("%s:%d: invariant failed: %s", __FILE__, __LINE__, #cond))
 
-/* One-time setup: asec_init() (aborts if it fails) and a private scratch
- * directory for files the harness writes, on tmpfs when /dev/shm is
- * writable (the writers fsync).  Returns the directory; it is removed at
- * exit. */
-const char *fuzz_setup(const char *harness);
+/* One-time setup: asec_init() (aborts if it fails); harness names the
+ * scratch directory. */
+void fuzz_setup(const char *harness);
+
+/* A private scratch directory for files the harness writes, made on first
+ * use, on tmpfs when /dev/shm is writable (the writers fsync), named
+ * attnsec-HARNESS-XXXXXX and removed at exit. */
+const char *fuzz_scratch(void);
+
+/* Remove the scratch directory now (fuzz_bug() does, before aborting); the
+ * next fuzz_scratch() makes a new one.  Harnesses that write files call it
+ * at the end of every input, so that nothing is left behind when libFuzzer
+ * ends with _Exit. */
+void fuzz_scratch_remove(void);
 
 /* Make data[0 .. size-1] the whole content of an unnamed in-memory file
  * (memfd; a file in the scratch directory where memfd_create is missing)

@@ -18,6 +18,7 @@
 #include "fuzz.h"
 
 static char scratch[256];
+static char harness_name[64] = "fuzz";
 static int mem_fd = -1;
 static char mem_path[320];
 
@@ -32,13 +33,14 @@ fuzz_bug(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nfuzz: last library message: %s\n", asec_errmsg());
+    fuzz_scratch_remove();
     abort();
 }
 
 /* Remove the scratch directory and the files in it (the harnesses make no
  * subdirectories). */
-static void
-remove_scratch(void)
+void
+fuzz_scratch_remove(void)
 {
     DIR *d;
     struct dirent *e;
@@ -61,25 +63,35 @@ remove_scratch(void)
     scratch[0] = '\0';
 }
 
-const char *
+void
 fuzz_setup(const char *harness)
 {
-    const char *base = getenv("TMPDIR");
-
     if (asec_init() != ASEC_OK)
         fuzz_bug("asec_init failed");
+    snprintf(harness_name, sizeof harness_name, "%s", harness);
+}
+
+const char *
+fuzz_scratch(void)
+{
+    static int registered;
+    const char *base = getenv("TMPDIR");
+
     if (scratch[0] != '\0')
         return scratch;
     /* The writers fsync every file; on tmpfs that costs nothing. */
     if (base == NULL || base[0] == '\0')
         base = access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(scratch, sizeof scratch, "%s/attnsec-%s-XXXXXX", base, harness);
+    snprintf(scratch, sizeof scratch, "%s/attnsec-%s-XXXXXX", base, harness_name);
     if (mkdtemp(scratch) == NULL) {
-        snprintf(scratch, sizeof scratch, "/tmp/attnsec-%s-XXXXXX", harness);
+        snprintf(scratch, sizeof scratch, "/tmp/attnsec-%s-XXXXXX", harness_name);
         if (mkdtemp(scratch) == NULL)
             fuzz_bug("cannot make a scratch directory: %s", strerror(errno));
     }
-    atexit(remove_scratch);
+    if (!registered) {
+        atexit(fuzz_scratch_remove);
+        registered = 1;
+    }
     return scratch;
 }
 
@@ -100,9 +112,7 @@ fuzz_put_file(const uint8_t *data, size_t size)
             }
         }
         if (mem_fd < 0) {
-            if (scratch[0] == '\0')
-                fuzz_bug("fuzz_put_file before fuzz_setup");
-            snprintf(mem_path, sizeof mem_path, "%s/input", scratch);
+            snprintf(mem_path, sizeof mem_path, "%s/input", fuzz_scratch());
             mem_fd = open(mem_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (mem_fd < 0)
                 fuzz_bug("cannot create %s: %s", mem_path, strerror(errno));

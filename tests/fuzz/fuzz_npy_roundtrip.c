@@ -45,7 +45,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    dir = fuzz_setup("fuzz_npy_roundtrip");
+    fuzz_setup("fuzz_npy_roundtrip");
     return 0;
 }
 
@@ -264,6 +264,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vals[i] = element(in, dtype, enc + i * isz);
     }
 
+    dir = fuzz_scratch();
     snprintf(path, sizeof path, "%s/rt.%s", dir,
              format == ASEC_IO_NPY ? "npy" : "safetensors");
     keys[0] = key;
@@ -299,5 +300,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(vals);
     free(enc);
+    fuzz_scratch_remove();
     return 0;
 }
