@@ -17,6 +17,7 @@
 #include "attnsec/mat.h"
 #include "attnsec/vec.h"
 #include "internal.h"
+#include "model_internal.h" /* asec_model__parse_name() */
 
 /* LM damping: mu starts at LM_MU0 times the largest diagonal entry of
  * J^T J; a start's polish ends when mu exceeds LM_MU_MAX times it. */
@@ -86,24 +87,12 @@ asec_dlg_labels_name(asec_dlg_labels l)
     return (unsigned)l < 4 ? labels_names[l] : "?";
 }
 
-static int
-parse_name(int *out, const char *name, const char *const *names, int n, const char *what)
-{
-    for (int i = 0; i < n; i++) {
-        if (strcmp(name, names[i]) == 0) {
-            *out = i;
-            return ASEC_OK;
-        }
-    }
-    ASEC_FAIL(ASEC_EINVAL, "unknown %s '%s'", what, name);
-}
-
 int
 asec_dlg_loss_parse(asec_dlg_loss *out, const char *name)
 {
     int v = 0;
 
-    ASEC_TRY(parse_name(&v, name, loss_names, 2, "matching loss"));
+    ASEC_TRY(asec_model__parse_name(&v, name, loss_names, 2, "matching loss"));
     *out = (asec_dlg_loss)v;
     return ASEC_OK;
 }
@@ -113,7 +102,7 @@ asec_dlg_labels_parse(asec_dlg_labels *out, const char *name)
 {
     int v = 0;
 
-    ASEC_TRY(parse_name(&v, name, labels_names, 4, "label mode"));
+    ASEC_TRY(asec_model__parse_name(&v, name, labels_names, 4, "label mode"));
     *out = (asec_dlg_labels)v;
     return ASEC_OK;
 }
@@ -123,7 +112,7 @@ asec_dlg_noise_parse(asec_dlg_noise *out, const char *name)
 {
     int v = 0;
 
-    ASEC_TRY(parse_name(&v, name, noise_names, 2, "noise distribution"));
+    ASEC_TRY(asec_model__parse_name(&v, name, noise_names, 2, "noise distribution"));
     *out = (asec_dlg_noise)v;
     return ASEC_OK;
 }

@@ -1338,38 +1338,17 @@ struct jctx {
     size_t nodes;
 };
 
-/* Copy untrusted text (JSON keys and type names, jansson's "near '...'"
- * excerpts) into dst for a one-line message: bytes outside printable
- * ASCII become \xNN, so a control byte in the input can neither break
- * the line nor reach a terminal.  Truncates to cap - 1 bytes. */
-static void
-printable(char *dst, size_t cap, const char *src)
-{
-    size_t o = 0;
-
-    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
-        if (*p >= 0x20 && *p < 0x7f) {
-            if (o + 1 >= cap)
-                break;
-            dst[o++] = (char)*p;
-        } else {
-            if (o + 4 >= cap)
-                break;
-            snprintf(dst + o, cap - o, "\\x%02x", (unsigned)*p);
-            o += 4;
-        }
-    }
-    dst[o] = '\0';
-}
-
 static int
 jfail(const struct jctx *j, int status, const char *what)
 {
     char path[sizeof j->path * 4], msg[400];
 
-    printable(path, sizeof path, j->path[0] ? j->path : "(top)");
-    printable(msg, sizeof msg, what);
-    return asec__fail(status, "%s: %s", path, msg);
+    /* Untrusted text (JSON keys and type names, jansson's excerpts):
+     * escaped, so a control byte can neither break the line nor reach a
+     * terminal. */
+    return asec__fail(status, "%s: %s",
+                      asec__printable(path, sizeof path, j->path[0] ? j->path : "(top)"),
+                      asec__printable(msg, sizeof msg, what));
 }
 
 static int
@@ -1772,8 +1751,8 @@ load_json(json_t **root, const char *json, size_t len)
     if (*root == NULL) {
         char text[4 * JSON_ERROR_TEXT_LENGTH];
 
-        printable(text, sizeof text, err.text);
-        ASEC_FAIL(ASEC_EFORMAT, "line %d column %d: %s", err.line, err.column, text);
+        ASEC_FAIL(ASEC_EFORMAT, "line %d column %d: %s", err.line, err.column,
+                  asec__printable(text, sizeof text, err.text));
     }
     return ASEC_OK;
 }

@@ -18,6 +18,7 @@
 #include "attnsec/mat.h"
 #include "attnsec/vec.h"
 #include "internal.h"
+#include "model_internal.h"
 
 /* The BLAS wrapper takes mutable views; inputs are only read. */
 static double *
@@ -340,45 +341,113 @@ gelu_pdf(double x)
     return ASEC_INV_SQRT2PI * exp(-0.5 * x * x);
 }
 
+/* The GELU kernels take optional caches of Phi(inp) (cdf) and phi(inp)
+ * (pdf) from the forward pass; each missing one is recomputed.  The model
+ * engine keeps both (asec_attn__gelu_forward()), so that the backward pass
+ * and the two tangent passes of a Hessian-vector product evaluate no erf
+ * and no exp; the values are bit-identical either way. */
+
 void
-asec_attn_gelu_forward(double *out, double *cdf, const double *inp, size_t n)
+asec_attn__gelu_forward(double *out, double *cdf, double *pdf, const double *inp,
+                        size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        double c = gelu_cdf(inp[i]);
+        double x = inp[i], c = gelu_cdf(x);
 
         if (cdf != NULL)
             cdf[i] = c;
-        out[i] = inp[i] * c;
+        if (pdf != NULL)
+            pdf[i] = gelu_pdf(x);
+        out[i] = x * c;
     }
 }
 
-/* Phi(inp[i]), from the forward pass's cache when there is one. */
-static double
-cdf_at(const double *cdf, const double *inp, size_t i)
+void
+asec_attn_gelu_forward(double *out, double *cdf, const double *inp, size_t n)
 {
-    return cdf != NULL ? cdf[i] : gelu_cdf(inp[i]);
+    asec_attn__gelu_forward(out, cdf, NULL, inp, n);
+}
+
+/* gelu'(inp[i]) = Phi + x phi, and phi(inp[i]), from the caches when given. */
+static double
+gelu_grad_at(const double *inp, const double *cdf, const double *pdf, size_t i,
+             double *phi)
+{
+    double x = inp[i], p = pdf != NULL ? pdf[i] : gelu_pdf(x);
+
+    *phi = p;
+    return (cdf != NULL ? cdf[i] : gelu_cdf(x)) + x * p;
+}
+
+void
+asec_attn__gelu_backward(double *dinp, const double *inp, const double *cdf,
+                         const double *pdf, const double *dout, size_t n)
+{
+    double p;
+
+    // in the forward pass this was: out = x Phi(x), so gelu' = Phi + x phi
+    if (cdf != NULL && pdf != NULL) {
+        for (size_t i = 0; i < n; i++)
+            dinp[i] += (cdf[i] + inp[i] * pdf[i]) * dout[i];
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dinp[i] += gelu_grad_at(inp, cdf, pdf, i, &p) * dout[i];
 }
 
 void
 asec_attn_gelu_backward(double *dinp, const double *inp, const double *cdf,
                         const double *dout, size_t n)
 {
-    // in the forward pass this was: out = x Phi(x), so gelu' = Phi + x phi
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
+    asec_attn__gelu_backward(dinp, inp, cdf, NULL, dout, n);
+}
 
-        dinp[i] += (cdf_at(cdf, inp, i) + x * gelu_pdf(x)) * dout[i];
+void
+asec_attn__gelu_forward_tangent(double *tout, const double *inp, const double *cdf,
+                                const double *pdf, const double *tinp, size_t n)
+{
+    double p;
+
+    if (cdf != NULL && pdf != NULL) {
+        for (size_t i = 0; i < n; i++)
+            tout[i] = (cdf[i] + inp[i] * pdf[i]) * tinp[i];
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        tout[i] = gelu_grad_at(inp, cdf, pdf, i, &p) * tinp[i];
 }
 
 void
 asec_attn_gelu_forward_tangent(double *tout, const double *inp, const double *cdf,
                                const double *tinp, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
+    asec_attn__gelu_forward_tangent(tout, inp, cdf, NULL, tinp, n);
+}
 
-        tout[i] = (cdf_at(cdf, inp, i) + x * gelu_pdf(x)) * tinp[i];
+void
+asec_attn__gelu_backward_tangent(double *tdinp, const double *inp, const double *cdf,
+                                 const double *pdf, const double *tinp,
+                                 const double *dout, const double *tdout, size_t n)
+{
+    // the backward pass was: dinp += gelu'(x) dout;  gelu'' = phi (2 - x^2)
+    if (cdf != NULL && pdf != NULL && tinp != NULL && tdout != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            double x = inp[i], p = pdf[i], t = 0.0;
+
+            t += (cdf[i] + x * p) * tdout[i];
+            t += p * (2.0 - x * x) * tinp[i] * dout[i];
+            tdinp[i] += t;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double x = inp[i], p, t = 0.0, g = gelu_grad_at(inp, cdf, pdf, i, &p);
+
+        if (tdout != NULL)
+            t += g * tdout[i];
+        if (tinp != NULL)
+            t += p * (2.0 - x * x) * tinp[i] * dout[i];
+        tdinp[i] += t;
     }
 }
 
@@ -387,16 +456,7 @@ asec_attn_gelu_backward_tangent(double *tdinp, const double *inp, const double *
                                 const double *tinp, const double *dout,
                                 const double *tdout, size_t n)
 {
-    // the backward pass was: dinp += gelu'(x) dout;  gelu'' = phi (2 - x^2)
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i], p = gelu_pdf(x), t = 0.0;
-
-        if (tdout != NULL)
-            t += (cdf_at(cdf, inp, i) + x * p) * tdout[i];
-        if (tinp != NULL)
-            t += p * (2.0 - x * x) * tinp[i] * dout[i];
-        tdinp[i] += t;
-    }
+    asec_attn__gelu_backward_tangent(tdinp, inp, cdf, NULL, tinp, dout, tdout, n);
 }
 
 /* ------------------------------------------------------------ attention, one head */
@@ -626,26 +686,40 @@ qkv_head(const double *qkv, size_t b, size_t part, size_t h, size_t T, size_t C,
     return cview(qkv + b * T * 3 * C + part * C + h * HS, T, HS, 3 * C);
 }
 
+/* Head h of example b: the q, k, v views of a packed (B, T, 3C) buffer, the
+ * (T, T) block of a (B, NH, T, T) attention buffer, and the (T, HS) view of
+ * a (B, T, C) buffer of head outputs (or their gradients). */
+struct head {
+    asec_mat q, k, v, att, out;
+};
+
+static struct head
+head_at(const double *qkv, const double *att, const double *out, size_t b, size_t h,
+        size_t T, size_t C, size_t NH)
+{
+    size_t HS = C / NH;
+    struct head x;
+
+    x.q = qkv_head(qkv, b, 0, h, T, C, HS);
+    x.k = qkv_head(qkv, b, 1, h, T, C, HS);
+    x.v = qkv_head(qkv, b, 2, h, T, C, HS);
+    x.att = cview(att != NULL ? att + (b * NH + h) * T * T : NULL, T, T, T);
+    x.out = cview(out != NULL ? out + b * T * C + h * HS : NULL, T, HS, C);
+    return x;
+}
+
 int
 asec_attn_forward(double *out, double *att, const double *qkv, size_t B, size_t T,
                   size_t C, size_t NH, int causal)
 {
-    size_t HS;
-
     ASEC_TRY(check_heads("attn_forward", C, NH));
-    HS = C / NH;
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            asec_mat q = qkv_head(qkv, b, 0, h, T, C, HS);
-            asec_mat k = qkv_head(qkv, b, 1, h, T, C, HS);
-            asec_mat v = qkv_head(qkv, b, 2, h, T, C, HS);
-            asec_mat a = asec_mat_view(att + (b * NH + h) * T * T, T, T);
-            asec_mat o = cview(out + b * T * C + h * HS, T, HS, C);
+            struct head x = head_at(qkv, att, out, b, h, T, C, NH);
 
-            ASEC_TRY(asec_attn_sdpa_forward(&o, &a, &q, &k, &v, 1.0 / sqrt((double)HS),
-                                            causal));
+            ASEC_TRY(asec_attn_sdpa_forward(&x.out, &x.att, &x.q, &x.k, &x.v,
+                                            1.0 / sqrt((double)(C / NH)), causal));
         }
-    }
     return ASEC_OK;
 }
 
@@ -653,26 +727,17 @@ int
 asec_attn_backward(double *dqkv, double *work, const double *dout, const double *qkv,
                    const double *att, size_t B, size_t T, size_t C, size_t NH)
 {
-    size_t HS;
+    asec_mat w = asec_mat_view(work, T, T);
 
     ASEC_TRY(check_heads("attn_backward", C, NH));
-    HS = C / NH;
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            asec_mat q = qkv_head(qkv, b, 0, h, T, C, HS);
-            asec_mat k = qkv_head(qkv, b, 1, h, T, C, HS);
-            asec_mat v = qkv_head(qkv, b, 2, h, T, C, HS);
-            asec_mat dq = qkv_head(dqkv, b, 0, h, T, C, HS);
-            asec_mat dk = qkv_head(dqkv, b, 1, h, T, C, HS);
-            asec_mat dv = qkv_head(dqkv, b, 2, h, T, C, HS);
-            asec_mat a = cview(att + (b * NH + h) * T * T, T, T, T);
-            asec_mat w = asec_mat_view(work, T, T);
-            asec_mat d = cview(dout + b * T * C + h * HS, T, HS, C);
+            struct head x = head_at(qkv, att, dout, b, h, T, C, NH);
+            struct head d = head_at(dqkv, NULL, NULL, b, h, T, C, NH);
 
-            ASEC_TRY(asec_attn_sdpa_backward(&dq, &dk, &dv, &w, &d, &q, &k, &v, &a,
-                                             1.0 / sqrt((double)HS)));
+            ASEC_TRY(asec_attn_sdpa_backward(&d.q, &d.k, &d.v, &w, &x.out, &x.q, &x.k,
+                                             &x.v, &x.att, 1.0 / sqrt((double)(C / NH))));
         }
-    }
     return ASEC_OK;
 }
 
@@ -681,26 +746,16 @@ asec_attn_forward_tangent(double *tout, double *tatt, const double *qkv,
                           const double *tqkv, const double *att, size_t B, size_t T,
                           size_t C, size_t NH)
 {
-    size_t HS;
-
     ASEC_TRY(check_heads("attn_forward_tangent", C, NH));
-    HS = C / NH;
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            asec_mat q = qkv_head(qkv, b, 0, h, T, C, HS);
-            asec_mat k = qkv_head(qkv, b, 1, h, T, C, HS);
-            asec_mat v = qkv_head(qkv, b, 2, h, T, C, HS);
-            asec_mat tq = qkv_head(tqkv, b, 0, h, T, C, HS);
-            asec_mat tk = qkv_head(tqkv, b, 1, h, T, C, HS);
-            asec_mat tv = qkv_head(tqkv, b, 2, h, T, C, HS);
-            asec_mat a = cview(att + (b * NH + h) * T * T, T, T, T);
-            asec_mat ta = asec_mat_view(tatt + (b * NH + h) * T * T, T, T);
-            asec_mat to = cview(tout + b * T * C + h * HS, T, HS, C);
+            struct head x = head_at(qkv, att, NULL, b, h, T, C, NH);
+            struct head t = head_at(tqkv, tatt, tout, b, h, T, C, NH);
 
-            ASEC_TRY(asec_attn_sdpa_forward_tangent(&to, &ta, &q, &k, &v, &a, &tq, &tk,
-                                                    &tv, 1.0 / sqrt((double)HS)));
+            ASEC_TRY(asec_attn_sdpa_forward_tangent(&t.out, &t.att, &x.q, &x.k, &x.v,
+                                                    &x.att, &t.q, &t.k, &t.v,
+                                                    1.0 / sqrt((double)(C / NH))));
         }
-    }
     return ASEC_OK;
 }
 
@@ -710,33 +765,20 @@ asec_attn_backward_tangent(double *tdqkv, double *work, const double *dout,
                            const double *att, const double *tatt, size_t B, size_t T,
                            size_t C, size_t NH)
 {
-    size_t HS;
+    asec_mat w1 = asec_mat_view(work, T, T), w2 = asec_mat_view(work + T * T, T, T);
 
     ASEC_TRY(check_heads("attn_backward_tangent", C, NH));
-    HS = C / NH;
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            asec_mat q = qkv_head(qkv, b, 0, h, T, C, HS);
-            asec_mat k = qkv_head(qkv, b, 1, h, T, C, HS);
-            asec_mat v = qkv_head(qkv, b, 2, h, T, C, HS);
-            asec_mat tq = qkv_head(tqkv, b, 0, h, T, C, HS);
-            asec_mat tk = qkv_head(tqkv, b, 1, h, T, C, HS);
-            asec_mat tv = qkv_head(tqkv, b, 2, h, T, C, HS);
-            asec_mat tdq = qkv_head(tdqkv, b, 0, h, T, C, HS);
-            asec_mat tdk = qkv_head(tdqkv, b, 1, h, T, C, HS);
-            asec_mat tdv = qkv_head(tdqkv, b, 2, h, T, C, HS);
-            asec_mat a = cview(att + (b * NH + h) * T * T, T, T, T);
-            asec_mat ta = cview(tatt + (b * NH + h) * T * T, T, T, T);
-            asec_mat w1 = asec_mat_view(work, T, T),
-                     w2 = asec_mat_view(work + T * T, T, T);
-            asec_mat d = cview(dout + b * T * C + h * HS, T, HS, C);
-            asec_mat td = tdout != NULL ? cview(tdout + b * T * C + h * HS, T, HS, C) : d;
+            struct head x = head_at(qkv, att, dout, b, h, T, C, NH);
+            struct head t = head_at(tqkv, tatt, tdout, b, h, T, C, NH);
+            struct head td = head_at(tdqkv, NULL, NULL, b, h, T, C, NH);
 
             ASEC_TRY(asec_attn_sdpa_backward_tangent(
-                &tdq, &tdk, &tdv, &w1, &w2, &d, tdout != NULL ? &td : NULL, &q, &k, &v,
-                &a, &tq, &tk, &tv, &ta, 1.0 / sqrt((double)HS)));
+                &td.q, &td.k, &td.v, &w1, &w2, &x.out, tdout != NULL ? &t.out : NULL,
+                &x.q, &x.k, &x.v, &x.att, &t.q, &t.k, &t.v, &t.att,
+                1.0 / sqrt((double)(C / NH))));
         }
-    }
     return ASEC_OK;
 }
 

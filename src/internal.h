@@ -14,11 +14,8 @@
  * every error.  Never prints. */
 int asec__fail(int status, const char *fmt, ...) ASEC_PRINTF(2, 3);
 
-/* Copy src into dst (capacity cap, always NUL-terminated, truncated with
- * "..." when long) for a one-line message: bytes outside printable ASCII
- * become \xNN.  Returns dst.  For text from untrusted input (names, JSON
- * parser excerpts) quoted in an error message. */
-char *asec__printable(char *dst, size_t cap, const char *src);
+/* asec__printable(): untrusted text escaped for a one-line message. */
+#include "printable.h"
 
 /* Return from the current function with status, recording the message. */
 #define ASEC_FAIL(status, ...) return asec__fail((status), __VA_ARGS__)

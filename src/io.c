@@ -521,34 +521,18 @@ asec_io__index_names(asec_io_file *f)
 }
 
 /* The label that starts a message about tensor t: "x.npy" or
- * "x.safetensors: tensor 'name'", with control bytes in the name escaped
+ * "x.safetensors: tensor 'name'", the name escaped by asec__printable()
  * so a message stays on one line. */
 static void
 tensor_label(char *buf, size_t cap, const asec_io_file *f, const asec_io_tensor *t)
 {
-    size_t at;
-    int w;
+    char q[96];
 
-    if (f->info.format == ASEC_IO_NPY) {
+    if (f->info.format == ASEC_IO_NPY)
         snprintf(buf, cap, "%s", f->path);
-        return;
-    }
-    w = snprintf(buf, cap, "%s: tensor '", f->path);
-    at = w < 0 ? 0 : (size_t)w;
-    for (const unsigned char *p = (const unsigned char *)t->name; *p != '\0'; p++) {
-        if (at + 8 >= cap)
-            break;
-        if (*p < 0x20 || *p == 0x7f)
-            at += (size_t)snprintf(buf + at, cap - at, "\\x%02x", *p);
-        else
-            buf[at++] = (char)*p;
-    }
-    if (at + 2 < cap) {
-        buf[at++] = '\'';
-        buf[at] = '\0';
-    } else {
-        buf[cap - 1] = '\0';
-    }
+    else
+        snprintf(buf, cap, "%s: tensor '%s'", f->path,
+                 asec__printable(q, sizeof q, t->name));
 }
 
 void

@@ -5,6 +5,8 @@ lib_LTLIBRARIES += %reldir%/libattnsec.la
 	%reldir%/internal.h \
 	%reldir%/core.c \
 	%reldir%/error.c \
+	%reldir%/printable.h \
+	%reldir%/printable.c \
 	%reldir%/rng.c \
 	%reldir%/mat.c \
 	%reldir%/vec.c \
@@ -72,7 +74,9 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_defend_dpsgd.c \
 	%reldir%/cli/cmd_account.c \
 	%reldir%/cli/cmd_batch.c \
-	%reldir%/cli/cmd_audit.c
+	%reldir%/cli/cmd_audit.c \
+	%reldir%/printable.h \
+	%reldir%/printable.c
 %canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_cli_attnsec_CPPFLAGS = $(AM_CPPFLAGS) -DASEC_PKGDATADIR=\"$(pkgdatadir)\" \
 	-DASEC_SRCDIR_DATASETS=\"$(abs_top_srcdir)/datasets\"

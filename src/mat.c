@@ -71,6 +71,8 @@ op_shape(const asec_mat *m, int t, size_t *rows, size_t *cols)
 static int
 check_finite(const char *fn, const char *name, const asec_mat *m, int lower)
 {
+    if (m->rows == 0 || m->cols == 0)
+        return ASEC_OK; // data may be NULL: no row pointer arithmetic on it
     for (size_t i = 0; i < m->rows; i++) {
         const double *row = m->data + i * m->ld;
         size_t end = lower && i + 1 < m->cols ? i + 1 : m->cols;

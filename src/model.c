@@ -66,8 +66,9 @@ asec_model_pos_name(asec_model_pos pos)
     return (unsigned)pos < 3 ? pos_names[pos] : "?";
 }
 
-static int
-parse_name(int *out, const char *name, const char *const *names, int n, const char *what)
+int
+asec_model__parse_name(int *out, const char *name, const char *const *names, int n,
+                       const char *what)
 {
     for (int i = 0; i < n; i++)
         if (strcmp(name, names[i]) == 0) {
@@ -82,7 +83,7 @@ asec_model_kind_parse(asec_model_kind *out, const char *name)
 {
     int v = 0;
 
-    ASEC_TRY(parse_name(&v, name, kind_names, 4, "model kind"));
+    ASEC_TRY(asec_model__parse_name(&v, name, kind_names, 4, "model kind"));
     *out = (asec_model_kind)v;
     return ASEC_OK;
 }
@@ -92,7 +93,7 @@ asec_model_pool_parse(asec_model_pool *out, const char *name)
 {
     int v = 0;
 
-    ASEC_TRY(parse_name(&v, name, pool_names, 3, "pooling"));
+    ASEC_TRY(asec_model__parse_name(&v, name, pool_names, 3, "pooling"));
     *out = (asec_model_pool)v;
     return ASEC_OK;
 }
@@ -102,7 +103,7 @@ asec_model_pos_parse(asec_model_pos *out, const char *name)
 {
     int v = 0;
 
-    ASEC_TRY(parse_name(&v, name, pos_names, 3, "position encoding"));
+    ASEC_TRY(asec_model__parse_name(&v, name, pos_names, 3, "position encoding"));
     *out = (asec_model_pos)v;
     return ASEC_OK;
 }
@@ -367,6 +368,34 @@ count_params(const asec_model_arch *a, size_t *out)
     if (bl.overflow || bl.P > MAX_PARAMS)
         ASEC_FAIL(ASEC_ELIMIT, "the architecture has more than 2^40 parameters");
     *out = bl.P;
+    return ASEC_OK;
+}
+
+int
+asec__model_tensor_table(const asec_model_arch *a, struct asec_model_tensor_rec **out,
+                         size_t *n)
+{
+    struct builder bl = {NULL, 0, 0, 0};
+    asec_model m;
+
+    *out = NULL;
+    *n = 0;
+    ASEC_TRY(asec_model_arch_check(a));
+    build(&bl, a); /* counts tensors */
+    memset(&m, 0, sizeof m);
+    m.tensors = asec__calloc(bl.n, sizeof *m.tensors);
+    m.off.blk = asec__calloc(a->layers, sizeof *m.off.blk);
+    if (m.tensors == NULL || m.off.blk == NULL) {
+        asec__free(m.tensors);
+        asec__free(m.off.blk);
+        return ASEC_ENOMEM;
+    }
+    bl.m = &m;
+    bl.P = bl.n = 0;
+    build(&bl, a);
+    asec__free(m.off.blk);
+    *out = m.tensors;
+    *n = bl.n;
     return ASEC_OK;
 }
 
@@ -641,6 +670,7 @@ carve_acts(const asec_model *m, size_t B, size_t T, struct carver *cv,
             x->fch = take(cv, BT, H, 1);
             x->fchg = take(cv, BT, H, 1);
             x->fcphi = take(cv, BT, H, 1);
+            x->fcpdf = take(cv, BT, H, 1);
             x->res3 = take(cv, BT, C, 1);
         }
     }
@@ -1041,7 +1071,8 @@ fwd_transformer_block(struct asec_model_run *r, size_t l, const double *xin,
                                 PRM(r, o->ln2w), PRM(r, o->ln2b), N, C, eps);
     ASEC_TRY(asec_attn_linear_forward(x->fch, x->ln2, PRM(r, o->fcw), PRM(r, o->fcb), N,
                                       C, H));
-    asec_attn_gelu_forward(x->fchg, x->fcphi, x->fch, N * H);
+    asec_attn__gelu_forward(x->fchg, x->fcphi, r->backward ? x->fcpdf : NULL, x->fch,
+                            N * H);
     // res3 = res2 + fchg @ Wproj2^T + bproj2
     ASEC_TRY(asec_attn_linear_forward(x->res3, x->fchg, PRM(r, o->fpw), PRM(r, o->fpb), N,
                                       H, C));
@@ -1066,7 +1097,8 @@ fwd_transformer_block(struct asec_model_run *r, size_t l, const double *xin,
                                         x->ln2_rstd, N, C);
     ASEC_TRY(asec_attn_linear_forward_tangent(t->fch, x->ln2, t->ln2, PRM(r, o->fcw),
                                               TPRM(r, o->fcw), TPRM(r, o->fcb), N, C, H));
-    asec_attn_gelu_forward_tangent(t->fchg, x->fch, x->fcphi, t->fch, N * H);
+    asec_attn__gelu_forward_tangent(t->fchg, x->fch, x->fcphi,
+                                    r->backward ? x->fcpdf : NULL, t->fch, N * H);
     ASEC_TRY(asec_attn_linear_forward_tangent(t->res3, x->fchg, t->fchg, PRM(r, o->fpw),
                                               TPRM(r, o->fpw), TPRM(r, o->fpb), N, H, C));
     add_into(t->res3, t->res2, N * C);
@@ -1325,11 +1357,11 @@ bwd_transformer_block(struct asec_model_run *r, size_t l, double *dres, double *
     }
     // fchg = gelu(fch)
     zero(w->dh2, N * H);
-    asec_attn_gelu_backward(w->dh2, x->fch, x->fcphi, w->dh1, N * H);
+    asec_attn__gelu_backward(w->dh2, x->fch, x->fcphi, x->fcpdf, w->dh1, N * H);
     if (t != NULL) {
         zero(tw->dh2, N * H);
-        asec_attn_gelu_backward_tangent(tw->dh2, x->fch, x->fcphi, t->fch, w->dh1,
-                                        tw->dh1, N * H);
+        asec_attn__gelu_backward_tangent(tw->dh2, x->fch, x->fcphi, x->fcpdf, t->fch,
+                                         w->dh1, tw->dh1, N * H);
     }
     // fch = ln2 @ Wfc^T + bfc
     zero(w->dtmp, N * C);
@@ -1734,6 +1766,7 @@ asec_model_forward_hook(asec_model *m, double *loss, double *losses, double *out
 static int
 forward_backward(struct asec_model_run *r, double *loss, double *losses_out)
 {
+    r->backward = 1;
     ASEC_TRY(forward(r));
     ASEC_TRY(backward(r));
     if (loss != NULL)

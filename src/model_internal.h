@@ -1,5 +1,6 @@
 /* model_internal.h - NOT installed.  The layout of asec_model, shared by
- * model.c (passes) and model_io.c (files, architecture JSON). */
+ * model.c (passes) and model_io.c (files, architecture JSON), and the few
+ * semi-private helpers of attn.c and model.c that other library files use. */
 #ifndef ATTNSEC_MODEL_INTERNAL_H
 #define ATTNSEC_MODEL_INTERNAL_H
 
@@ -16,6 +17,14 @@ struct asec_model_tensor_rec {
     size_t offset;
     size_t size;
 };
+
+/* The parameter tensors of architecture a, in arena order, without
+ * allocating a model (model files are checked against it before the
+ * parameters are allocated): *out holds *n records, freed by the caller
+ * with asec__free().  ASEC_OK, the asec_model_arch_check() errors or
+ * ASEC_ENOMEM.  Defined in model.c. */
+int asec__model_tensor_table(const asec_model_arch *a,
+                             struct asec_model_tensor_rec **out, size_t *n);
 
 /* Offsets into the flat parameter vector of one block (SIZE_MAX: absent).
  * For the attention-only block qkvw is Wq, followed by Wk and Wv. */
@@ -44,6 +53,8 @@ struct asec_model_layer_acts {
     double *ln2, *ln2_mean, *ln2_rstd; /* (B, T, C), (B, T), (B, T) */
     double *fch, *fchg;                /* (B, T, H) before and after GELU */
     double *fcphi;                     /* (B, T, H) Phi(fch), the GELU's cache */
+    double *fcpdf;                     /* (B, T, H) phi(fch), filled only when a
+                                          backward pass follows */
     double *res3;                      /* (B, T, C) block output */
 };
 
@@ -98,8 +109,30 @@ struct asec_model_run {
     int per_ex;
     double *dx, *dsoft;         /* input and soft-label gradients */
     double *tdp, *tdx, *tdsoft; /* their tangents */
+    int backward;               /* a backward pass follows the forward one */
     asec_model_attn_hook hook;  /* asec_model_forward_hook(), else NULL */
     void *hook_ctx;
 };
+
+/* The GELU kernels of attn.c with a second cache, pdf = phi(inp), beside
+ * cdf = Phi(inp): asec_attn_gelu_*() with the same contracts, where pdf
+ * (n) is filled by asec_attn__gelu_forward() (may be NULL) and read by the
+ * others (NULL: recompute).  The model keeps both caches so that its
+ * backward and tangent passes call neither erf nor exp. */
+void asec_attn__gelu_forward(double *out, double *cdf, double *pdf, const double *inp,
+                             size_t n);
+void asec_attn__gelu_backward(double *dinp, const double *inp, const double *cdf,
+                              const double *pdf, const double *dout, size_t n);
+void asec_attn__gelu_forward_tangent(double *tout, const double *inp, const double *cdf,
+                                     const double *pdf, const double *tinp, size_t n);
+void asec_attn__gelu_backward_tangent(double *tdinp, const double *inp, const double *cdf,
+                                      const double *pdf, const double *tinp,
+                                      const double *dout, const double *tdout, size_t n);
+
+/* Find name in names[0..n) and store its index in *out; ASEC_EINVAL
+ * ("unknown <what> 'name'") when it is not there.  Shared by the name
+ * parsers of model.c and attacks/dlg.c. */
+int asec_model__parse_name(int *out, const char *name, const char *const *names, int n,
+                           const char *what);
 
 #endif /* ATTNSEC_MODEL_INTERNAL_H */

@@ -40,6 +40,8 @@ format_double(char *buf, size_t cap, double x)
     }
 }
 
+static int check_caps(const asec_model_arch *a, int status);
+
 int
 asec_model_arch_to_json(char *buf, size_t cap, const asec_model_arch *a)
 {
@@ -47,6 +49,7 @@ asec_model_arch_to_json(char *buf, size_t cap, const asec_model_arch *a)
     int n;
 
     ASEC_TRY(asec_model_arch_check(a));
+    ASEC_TRY(check_caps(a, ASEC_EINVAL));
     format_double(scale, sizeof scale, a->scale);
     format_double(eps, sizeof eps, a->ln_eps);
     n = snprintf(buf, cap,
@@ -92,6 +95,60 @@ static const char *const arch_keys[K_COUNT] = {
     "format",     "version", "kind",  "channels", "layers",  "heads",
     "seq_len",    "classes", "vocab", "image_h",  "image_w", "patch",
     "mlp_hidden", "causal",  "pool",  "pos",      "scale",   "ln_eps"};
+
+/* Caps on the size fields of a model file's architecture (attnsec-formats(5),
+ * "Model files"), on top of asec_model_arch_check()'s: checked when the
+ * JSON is read and when it is written, so no file is written that does
+ * not load.  (The tensors present in the file bound the memory a load
+ * allocates; these bound everything computed from the architecture.) */
+static const struct {
+    int key;
+    size_t max;
+} arch_caps[] = {{K_CHANNELS, 65536},   {K_LAYERS, 1024},     {K_HEADS, 65536},
+                 {K_SEQ_LEN, 65536},    {K_CLASSES, 1048576}, {K_VOCAB, 1048576},
+                 {K_IMAGE_H, 65536},    {K_IMAGE_W, 65536},   {K_PATCH, 65536},
+                 {K_MLP_HIDDEN, 262144}};
+
+static size_t
+arch_size(const asec_model_arch *a, int k)
+{
+    switch (k) {
+    case K_CHANNELS:
+        return a->channels;
+    case K_LAYERS:
+        return a->layers;
+    case K_HEADS:
+        return a->heads;
+    case K_SEQ_LEN:
+        return a->seq_len;
+    case K_CLASSES:
+        return a->classes;
+    case K_VOCAB:
+        return a->vocab;
+    case K_IMAGE_H:
+        return a->image_h;
+    case K_IMAGE_W:
+        return a->image_w;
+    case K_PATCH:
+        return a->patch;
+    default:
+        return a->mlp_hidden;
+    }
+}
+
+/* ASEC_OK, or status naming the first field over its cap. */
+static int
+check_caps(const asec_model_arch *a, int status)
+{
+    for (size_t i = 0; i < sizeof arch_caps / sizeof arch_caps[0]; i++) {
+        size_t v = arch_size(a, arch_caps[i].key);
+
+        if (v > arch_caps[i].max)
+            ASEC_FAIL(status, "architecture: '%s' = %zu exceeds the cap %zu",
+                      arch_keys[arch_caps[i].key], v, arch_caps[i].max);
+    }
+    return ASEC_OK;
+}
 
 static int
 get_size(size_t *out, json_t *v, const char *key)
@@ -223,6 +280,8 @@ asec_model_arch_from_json(asec_model_arch *out, const char *json, size_t len)
             rc = asec__fail(ASEC_EFORMAT, "architecture: missing key '%s'", arch_keys[i]);
             goto done;
         }
+    if ((rc = check_caps(out, ASEC_EFORMAT)) != ASEC_OK)
+        goto done;
     if (asec_model_arch_check(out) != ASEC_OK) {
         char why[200];
 
@@ -329,43 +388,67 @@ shape_text(char *buf, size_t cap, size_t ndim, const size_t *shape)
         snprintf(buf + len, cap - len, "%s", ndim == 1 ? ",)" : ")");
 }
 
+/* Check the open file f against the parameter tensors t[0..n-1] of a
+ * kind model: every one present with its shape, nothing else.  Allocates
+ * one byte per file tensor, freed before returning.  Called before the
+ * model is allocated, so a small file cannot make a load allocate what
+ * its architecture claims without holding those tensors. */
+static int
+check_tensors(const struct asec_model_tensor_rec *t, size_t n, const asec_io_file *f,
+              const char *path, asec_model_kind kind)
+{
+    asec_io_info info;
+    unsigned char *seen;
+    int rc = ASEC_OK;
+
+    asec_io_file_info(f, &info);
+    seen = asec__calloc(info.ntensors ? info.ntensors : 1, 1);
+    if (seen == NULL)
+        return ASEC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t at;
+        const asec_io_tensor *ft = asec_io_file_find(f, t[i].name, &at);
+        char have[96], want[96];
+
+        if (ft == NULL)
+            ASEC_FAIL_GOTO(done, rc, ASEC_EFORMAT,
+                           "%s: tensor '%s' is missing (the architecture needs "
+                           "%zu tensors, the file has %zu)",
+                           path, t[i].name, n, info.ntensors);
+        if (ft->ndim != t[i].ndim || ft->shape[0] != t[i].shape[0] ||
+            (t[i].ndim == 2 && ft->shape[1] != t[i].shape[1])) {
+            shape_text(have, sizeof have, ft->ndim, ft->shape);
+            shape_text(want, sizeof want, t[i].ndim, t[i].shape);
+            ASEC_FAIL_GOTO(done, rc, ASEC_EFORMAT,
+                           "%s: tensor '%s' has shape %s, the architecture needs %s",
+                           path, t[i].name, have, want);
+        }
+        seen[at] = 1;
+    }
+    for (size_t i = 0; i < info.ntensors; i++)
+        if (!seen[i]) {
+            char q[128];
+
+            ASEC_FAIL_GOTO(done, rc, ASEC_EFORMAT,
+                           "%s: unexpected tensor '%s' for a %s model", path,
+                           asec__printable(q, sizeof q, asec_io_file_tensor(f, i)->name),
+                           asec_model_kind_name(kind));
+        }
+done:
+    asec__free(seen);
+    return rc;
+}
+
 /* Copy every parameter tensor of m from the open file f into out (P). */
 static int
 read_tensors(const asec_model *m, const asec_io_file *f, const char *path, double *out)
 {
-    asec_io_info info;
-
-    asec_io_file_info(f, &info);
+    ASEC_TRY(check_tensors(m->tensors, m->ntensors, f, path, m->arch.kind));
     for (size_t i = 0; i < m->ntensors; i++) {
         const struct asec_model_tensor_rec *t = &m->tensors[i];
         const asec_io_tensor *ft = asec_io_file_find(f, t->name, NULL);
-        char have[96], want[96];
-        int ok;
 
-        if (ft == NULL)
-            ASEC_FAIL(ASEC_EFORMAT, "%s: tensor '%s' is missing", path, t->name);
-        ok = ft->ndim == t->ndim && ft->shape[0] == t->shape[0] &&
-             (t->ndim == 1 || ft->shape[1] == t->shape[1]);
-        if (!ok) {
-            shape_text(have, sizeof have, ft->ndim, ft->shape);
-            shape_text(want, sizeof want, t->ndim, t->shape);
-            ASEC_FAIL(ASEC_EFORMAT,
-                      "%s: tensor '%s' has shape %s, the architecture needs %s", path,
-                      t->name, have, want);
-        }
         memcpy(out + t->offset, ft->data, t->size * sizeof *out);
-    }
-    if (info.ntensors != m->ntensors) {
-        for (size_t i = 0; i < info.ntensors; i++) {
-            const asec_io_tensor *ft = asec_io_file_tensor(f, i);
-            asec_model_tensor dummy;
-            char q[128];
-
-            if (asec_model_tensor_find(m, ft->name, &dummy) != ASEC_OK)
-                ASEC_FAIL(ASEC_EFORMAT, "%s: unexpected tensor '%s' for a %s model", path,
-                          asec__printable(q, sizeof q, ft->name),
-                          asec_model_kind_name(m->arch.kind));
-        }
     }
     return ASEC_OK;
 }
@@ -373,9 +456,11 @@ read_tensors(const asec_model *m, const asec_io_file *f, const char *path, doubl
 int
 asec_model_load(asec_model **out, const char *path)
 {
+    struct asec_model_tensor_rec *table = NULL;
     asec_io_file *f = NULL;
     asec_model_arch arch;
     const char *json;
+    size_t n;
     int rc;
 
     *out = NULL;
@@ -390,9 +475,14 @@ asec_model_load(asec_model **out, const char *path)
         char why[200];
 
         snprintf(why, sizeof why, "%s", asec_errmsg());
-        rc = asec__fail(ASEC_EFORMAT, "%s: %s", path, why);
+        rc = asec__fail(rc, "%s: %s", path, why);
         goto done;
     }
+    /* The architecture against the tensors actually present, before the
+     * parameters (P doubles, twice) are allocated. */
+    if ((rc = asec__model_tensor_table(&arch, &table, &n)) != ASEC_OK ||
+        (rc = check_tensors(table, n, f, path, arch.kind)) != ASEC_OK)
+        goto done;
     if ((rc = asec_model_alloc(out, &arch)) != ASEC_OK)
         goto done;
     if ((rc = read_tensors(*out, f, path, (*out)->params)) != ASEC_OK) {
@@ -400,6 +490,7 @@ asec_model_load(asec_model **out, const char *path)
         *out = NULL;
     }
 done:
+    asec__free(table);
     asec_io_file_free(f);
     return rc;
 }

@@ -491,6 +491,7 @@ asec_io__check_write_shape(const char *path, const char *who, size_t ndim,
                            const size_t *shape, const double *data, asec_io_dtype dtype,
                            size_t *nelem_out)
 {
+    static const asec_io_options defaults = ASEC_IO_OPTIONS_INIT;
     size_t nelem = 1, nbytes;
 
     if (asec_io_dtype_size(dtype) == 0)
@@ -508,6 +509,11 @@ asec_io__check_write_shape(const char *path, const char *who, size_t ndim,
     }
     if (asec__mul_size(nelem, asec_io_dtype_size(dtype), &nbytes) != 0)
         ASEC_FAIL(ASEC_ENOMEM, "%s: %sbyte size overflows size_t", path, who);
+    /* Write nothing the reader refuses with its defaults: max_tensor_bytes
+     * bounds both the bytes in the file and the doubles they load into. */
+    if (nbytes > defaults.max_tensor_bytes || nelem > defaults.max_tensor_bytes / 8)
+        ASEC_FAIL(ASEC_EINVAL, "%s: %s%zu elements of %s exceed max_tensor_bytes %zu",
+                  path, who, nelem, asec_io_dtype_name(dtype), defaults.max_tensor_bytes);
     if (nelem > 0 && data == NULL)
         ASEC_FAIL(ASEC_EINVAL, "%s: %sdata is NULL for %zu elements", path, who, nelem);
     *nelem_out = nelem;

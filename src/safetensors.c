@@ -24,27 +24,6 @@
 #include "attnsec/afile.h"
 #include "io_internal.h"
 
-/* Copy name into buf for a message: control bytes escaped, long names
- * cut with "...", so a message stays on one line. */
-static const char *
-quote(char *buf, size_t cap, const char *name)
-{
-    size_t at = 0;
-
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
-        if (at + 8 >= cap) {
-            memcpy(buf + at, "...", 4);
-            return buf;
-        }
-        if (*p < 0x20 || *p == 0x7f)
-            at += (size_t)snprintf(buf + at, cap - at, "\\x%02x", *p);
-        else
-            buf[at++] = (char)*p;
-    }
-    buf[at] = '\0';
-    return buf;
-}
-
 /* Depth of [ and { outside strings, checked before jansson parses (its
  * own limit is 2048); *end receives the offset just past the top-level
  * object, or n when it is not closed (jansson then names the error). */
@@ -125,7 +104,7 @@ check_entry(const asec_io_file *f, const char *name, json_t *val, size_t data_le
     json_t *field, *dtype = NULL, *shape = NULL, *offs = NULL;
     size_t nelem = 1, nbytes, begin, end, isz;
 
-    quote(q, sizeof q, name);
+    asec__printable(q, sizeof q, name);
     if (name[0] == '\0')
         ASEC_FAIL(ASEC_EFORMAT, "%s: a tensor has an empty name", f->path);
     if (strlen(name) > f->opts.max_name_bytes)
@@ -144,7 +123,7 @@ check_entry(const asec_io_file *f, const char *name, json_t *val, size_t data_le
             offs = field;
         else
             ASEC_FAIL(ASEC_EFORMAT, "%s: tensor '%s': unknown field '%s'", f->path, q,
-                      quote(sbuf, sizeof sbuf, key));
+                      asec__printable(sbuf, sizeof sbuf, key));
     }
     if (dtype == NULL || shape == NULL || offs == NULL)
         ASEC_FAIL(ASEC_EFORMAT, "%s: tensor '%s': missing field '%s'", f->path, q,
@@ -155,7 +134,7 @@ check_entry(const asec_io_file *f, const char *name, json_t *val, size_t data_le
         ASEC_FAIL(ASEC_EFORMAT, "%s: tensor '%s': dtype is not a string", f->path, q);
     if (asec_io_dtype_parse(&t->dtype, json_string_value(dtype)) != ASEC_OK)
         ASEC_FAIL(ASEC_EFORMAT, "%s: tensor '%s': unknown dtype '%s'", f->path, q,
-                  quote(sbuf, sizeof sbuf, json_string_value(dtype)));
+                  asec__printable(sbuf, sizeof sbuf, json_string_value(dtype)));
     if (!json_is_array(shape))
         ASEC_FAIL(ASEC_EFORMAT, "%s: tensor '%s': shape is not an array", f->path, q);
     if (json_array_size(shape) > ASEC_IO_MAX_NDIM)
@@ -230,12 +209,12 @@ read_metadata(asec_io_file *f, json_t *meta)
     {
         if (!json_is_string(val))
             ASEC_FAIL(ASEC_EFORMAT, "%s: __metadata__ value of '%s' is not a string",
-                      f->path, quote(q, sizeof q, key));
+                      f->path, asec__printable(q, sizeof q, key));
         if (strlen(key) > f->opts.max_name_bytes)
             ASEC_FAIL(ASEC_ELIMIT,
                       "%s: __metadata__ key '%s' is %zu bytes, over "
                       "max_name_bytes %zu",
-                      f->path, quote(q, sizeof q, key), strlen(key),
+                      f->path, asec__printable(q, sizeof q, key), strlen(key),
                       f->opts.max_name_bytes);
     }
     f->meta_keys = asec__calloc(n, sizeof *f->meta_keys);
@@ -313,7 +292,7 @@ asec_io__st_parse(asec_io_file *f)
         /* jansson quotes the offending input, which may hold control
          * bytes: escape them so the message stays on one line. */
         ASEC_FAIL_GOTO(fail, rc, ASEC_EFORMAT, "%s: invalid JSON header: %s (byte %d)",
-                       path, quote(why, sizeof why, jerr.text), jerr.position);
+                       path, asec__printable(why, sizeof why, jerr.text), jerr.position);
     }
     for (size_t k = end; k < hlen; k++) {
         unsigned char ch = hdr[k];
@@ -383,16 +362,16 @@ asec_io__st_parse(asec_io_file *f)
             ASEC_FAIL_GOTO(fail, rc, ASEC_EFORMAT,
                            "%s: tensor '%s' overlaps tensor '%s' "
                            "(begins at %zu, before %zu)",
-                           path, quote(q, sizeof q, hdr_names[spans[k].index]),
-                           quote(q2, sizeof q2, hdr_names[spans[k - 1].index]),
+                           path, asec__printable(q, sizeof q, hdr_names[spans[k].index]),
+                           asec__printable(q2, sizeof q2, hdr_names[spans[k - 1].index]),
                            spans[k].begin, at);
         if (spans[k].begin > at)
             ASEC_FAIL_GOTO(fail, rc, ASEC_EFORMAT,
                            "%s: gap of %zu bytes before tensor "
                            "'%s' (begins at %zu, expected %zu)",
                            path, spans[k].begin - at,
-                           quote(q, sizeof q, hdr_names[spans[k].index]), spans[k].begin,
-                           at);
+                           asec__printable(q, sizeof q, hdr_names[spans[k].index]),
+                           spans[k].begin, at);
         at = spans[k].end;
     }
     if (at != data_len)
@@ -443,6 +422,10 @@ fail:
 
 /* ------------------------------------------------------------- writer */
 
+/* The writer refuses what the reader would refuse with its default
+ * options (ASEC_IO_OPTIONS_INIT): a file it writes always reads back. */
+static const asec_io_options reader_defaults = ASEC_IO_OPTIONS_INIT;
+
 static int
 utf8_string(json_t **out, const char *path, const char *s, const char *what)
 {
@@ -476,9 +459,14 @@ build_header(json_t **out, const char *path, const asec_io_st_entry *tensors, si
             if (meta_keys[i] == NULL || meta_values[i] == NULL)
                 ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL, "%s: metadata entry %zu is NULL",
                                path, i);
+            if (strlen(meta_keys[i]) > reader_defaults.max_name_bytes)
+                ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL,
+                               "%s: metadata key '%s' is %zu bytes, over %zu", path,
+                               asec__printable(q, sizeof q, meta_keys[i]),
+                               strlen(meta_keys[i]), reader_defaults.max_name_bytes);
             if (json_object_get(meta, meta_keys[i]) != NULL)
                 ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL, "%s: duplicate metadata key '%s'",
-                               path, quote(q, sizeof q, meta_keys[i]));
+                               path, asec__printable(q, sizeof q, meta_keys[i]));
             rc = utf8_string(&s, path, meta_values[i], "a metadata value");
             if (rc != ASEC_OK)
                 goto fail;
@@ -486,11 +474,14 @@ build_header(json_t **out, const char *path, const asec_io_st_entry *tensors, si
                 ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL,
                                "%s: metadata key '%s' is not "
                                "valid UTF-8",
-                               path, quote(q, sizeof q, meta_keys[i]));
+                               path, asec__printable(q, sizeof q, meta_keys[i]));
         }
     }
     if (n > 0 && tensors == NULL)
         ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL, "%s: tensors is NULL", path);
+    if (n > reader_defaults.max_tensors)
+        ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL, "%s: %zu tensors, more than %zu", path, n,
+                       reader_defaults.max_tensors);
     for (size_t i = 0; i < n; i++) {
         const asec_io_st_entry *e = &tensors[i];
         json_t *obj, *shape, *offs;
@@ -498,12 +489,11 @@ build_header(json_t **out, const char *path, const asec_io_st_entry *tensors, si
 
         if (e->name == NULL || e->name[0] == '\0')
             ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL, "%s: tensor %zu has no name", path, i);
-        quote(q, sizeof q, e->name);
-        if (strlen(e->name) > 1024)
+        asec__printable(q, sizeof q, e->name);
+        if (strlen(e->name) > reader_defaults.max_name_bytes)
             ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL,
-                           "%s: tensor name '%s' is over 1024 "
-                           "bytes",
-                           path, q);
+                           "%s: tensor name '%s' is %zu bytes, over %zu", path, q,
+                           strlen(e->name), reader_defaults.max_name_bytes);
         if (strcmp(e->name, "__metadata__") == 0)
             ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL,
                            "%s: a tensor cannot be called "
@@ -576,6 +566,9 @@ asec_io_st_write(const char *path, const asec_io_st_entry *tensors, size_t n,
     if (len == 0)
         ASEC_FAIL_GOTO(fail, rc, ASEC_ENOMEM, "%s: cannot serialise the header", path);
     padded = (len + 7) / 8 * 8; // the data section starts 8-byte aligned
+    if (padded > reader_defaults.max_st_header)
+        ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL, "%s: header of %zu bytes exceeds %zu", path,
+                       padded, reader_defaults.max_st_header);
     hdr = asec__malloc(padded);
     buf = asec__malloc(ASEC_IO_WRITE_CHUNK);
     if (hdr == NULL || buf == NULL) {

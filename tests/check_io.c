@@ -11,8 +11,10 @@
  *              without the library
  *   errors     the malformed corpus (tests/malformed/EXPECTED.tsv) and
  *              every documented ASEC_E* provoked on purpose
- *   huge       files declaring 1 TiB tensors are rejected without a big
- *              allocation (see test_huge_no_allocation)
+ *   huge       files declaring 1 TiB tensors, and a model file whose
+ *              architecture claims 3.2 GB of parameters it does not hold,
+ *              are rejected without a big allocation (see
+ *              test_huge_no_allocation)
  *   oom        fault-injection loops over every allocating call
  */
 #define _POSIX_C_SOURCE 200809L
@@ -1020,6 +1022,80 @@ START_TEST(test_errors_values)
 }
 END_TEST
 
+/* The writers refuse what the reader refuses with its default options
+ * (fuzz finding: a metadata key over 1024 bytes was written, then
+ * refused on reading): names and keys over 1024 bytes, more than 100000
+ * tensors, a header over 16 MiB, a tensor over max_tensor_bytes (8 GiB,
+ * in the file or as doubles).  At the limits themselves a write reads
+ * back. */
+static void
+writer_limits(const char *dir, const char *q, const double *v)
+{
+    static const asec_io_options dflt = ASEC_IO_OPTIONS_INIT;
+    size_t one = 1, big = dflt.max_tensor_bytes / 8 + 1, nbig = 20000, w = 1000;
+    char *key = malloc(dflt.max_name_bytes + 2), *names = malloc(nbig * (w + 1));
+    asec_io_st_entry *many = calloc(nbig, sizeof *many);
+    const char *keys[1], *vals[1] = {"v"};
+    asec_io_st_entry e = {NULL, ASEC_IO_F64, 1, &one, v};
+    asec_io_file *f = NULL;
+
+    ck_assert_ptr_nonnull(key);
+    ck_assert_ptr_nonnull(names);
+    ck_assert_ptr_nonnull(many);
+    memset(key, 'k', dflt.max_name_bytes + 1);
+    key[dflt.max_name_bytes + 1] = '\0';
+    keys[0] = key;
+    e.name = "t";
+    ck_assert_int_eq(asec_io_st_write(q, &e, 1, keys, vals, 1), ASEC_EINVAL);
+    assert_message(q, "metadata key 'kkk");
+    assert_message(q, "is 1025 bytes, over 1024");
+    e.name = key;
+    ck_assert_int_eq(asec_io_st_write(q, &e, 1, NULL, NULL, 0), ASEC_EINVAL);
+    assert_message(q, "is 1025 bytes, over 1024");
+    ck_assert_int_eq(asec_test_count_entries(dir), 0);
+    key[dflt.max_name_bytes] = '\0'; // 1024 bytes: accepted both ways
+    ck_assert_int_eq(asec_io_st_write(q, &e, 1, keys, vals, 1), ASEC_OK);
+    ck_assert_int_eq(asec_io_open(&f, q, ASEC_IO_AUTO, ASEC_IO_LOAD_DOUBLE, NULL),
+                     ASEC_OK);
+    ck_assert_str_eq(asec_io_file_meta_get(f, key), "v");
+    ck_assert_ptr_nonnull(asec_io_file_find(f, key, NULL));
+    asec_io_file_free(f);
+    ck_assert_int_eq(unlink(q), 0);
+
+    /* More tensors than max_tensors; then a header over 16 MiB. */
+    ck_assert_int_eq(asec_io_st_write(q, many, dflt.max_tensors + 1, NULL, NULL, 0),
+                     ASEC_EINVAL);
+    assert_message(q, "100001 tensors, more than 100000");
+    for (size_t i = 0; i < nbig; i++) {
+        char *nm = names + i * (w + 1);
+
+        snprintf(nm, w + 1, "%0*zu", (int)w, i);
+        many[i].name = nm;
+        many[i].dtype = ASEC_IO_F64;
+        many[i].ndim = 1;
+        many[i].shape = &one;
+        many[i].data = v;
+    }
+    ck_assert_int_eq(asec_io_st_write(q, many, nbig, NULL, NULL, 0), ASEC_EINVAL);
+    assert_message(q, "exceeds 16777216");
+    ck_assert_int_eq(asec_test_count_entries(dir), 0);
+
+    /* Tensor bytes: 2^30 + 1 doubles, or as many one-byte elements (their
+     * doubles would pass the cap); refused before the data is read. */
+    e.name = "t";
+    e.shape = &big;
+    ck_assert_int_eq(asec_io_st_write(q, &e, 1, NULL, NULL, 0), ASEC_EINVAL);
+    assert_message(q, "exceed max_tensor_bytes");
+    e.dtype = ASEC_IO_U8;
+    ck_assert_int_eq(asec_io_st_write(q, &e, 1, NULL, NULL, 0), ASEC_EINVAL);
+    ck_assert_int_eq(asec_io_npy_write(q, v, 1, &big, ASEC_IO_I8), ASEC_EINVAL);
+    assert_message(q, "exceed max_tensor_bytes");
+    ck_assert_int_eq(asec_test_count_entries(dir), 0);
+    free(key);
+    free(names);
+    free(many);
+}
+
 START_TEST(test_errors_writers)
 {
     char *dir = asec_test_mkdtemp(), *p = path_in(dir, "w.npy");
@@ -1062,6 +1138,7 @@ START_TEST(test_errors_writers)
     ck_assert_int_eq(asec_io_st_write(q, e, 2, keys, vals, 2), ASEC_EINVAL);
     ck_assert_int_eq(asec_io_st_write(q, e, 2, NULL, vals, 2), ASEC_EINVAL);
     ck_assert_int_eq(asec_io_st_write(q, NULL, 2, NULL, NULL, 0), ASEC_EINVAL);
+    writer_limits(dir, q, v);
     /* Nothing was created by any failed call. */
     ck_assert_int_eq(asec_test_count_entries(dir), 0);
 
@@ -1105,7 +1182,12 @@ vm_bytes(void)
 static int
 under_instrumentation(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASEC_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(ASEC_TEST_ASAN)
     return 1;
 #else
     const char *pre = getenv("LD_PRELOAD");
@@ -1193,6 +1275,22 @@ START_TEST(test_huge_no_allocation)
                             st_huge[i], rc, asec_errmsg(), made, base_st);
                     bad = 1;
                 }
+            }
+        }
+        /* A 360-byte model file whose architecture claims 3.2 GB of
+         * parameters and holds no tensors (fuzz finding): refused for the
+         * missing tensor before the model is allocated. */
+        {
+            asec_model *m = NULL;
+            int rc =
+                asec_model_load(&m, asec_test_srcfile("fuzz/corpus/fuzz_safetensors/"
+                                                      "model-huge-arch.safetensors"));
+
+            if (rc != ASEC_EFORMAT || m != NULL ||
+                strstr(asec_errmsg(), "tensor 'blocks.0.attn.q.weight' is missing") ==
+                    NULL) {
+                fprintf(stderr, "model-huge-arch: rc %d (%s)\n", rc, asec_errmsg());
+                bad = 1;
             }
         }
         /* Sanity: under the cap a real big allocation does fail. */

@@ -222,8 +222,11 @@ ASEC_API int asec_acct_add_schedule(asec_acct *a, const asec_acct_segment *seg,
  * field is type- and range-checked; unknown keys and duplicate keys are
  * errors.  Returns ASEC_OK, ASEC_EFORMAT (malformed: the message names the
  * JSON path, e.g. "events[2].count: expected a positive integer"),
- * ASEC_ELIMIT (a cap exceeded) or ASEC_ENOMEM.  On failure the ledger is
- * unchanged. */
+ * ASEC_ELIMIT (a cap exceeded), ASEC_EINVAL (a well-formed event the
+ * ledger refuses as asec_acct_add() does: sampling without replacement
+ * under add-remove, Poisson sampling under replace-one, or noise
+ * multipliers that compose to one out of range) or ASEC_ENOMEM.  On
+ * failure the ledger is unchanged. */
 ASEC_API int asec_acct_add_events_json(asec_acct *a, const char *json,
                                        size_t len) ASEC_WARN_UNUSED ASEC_NONNULL(1, 2);
 

@@ -250,7 +250,8 @@ ASEC_API void asec_io_file_unload(asec_io_file *f, size_t i) ASEC_NONNULL(1);
  * Values are converted as by asec_io_encode(); every value is checked
  * before the file is created.  Written atomically through asec_afile.
  * Returns ASEC_OK, ASEC_EINVAL (ndim > 64, BF16 (no .npy code), a value
- * not representable in dtype, data NULL with nelem > 0), ASEC_ENOMEM
+ * not representable in dtype, data NULL with nelem > 0, more than the
+ * default max_tensor_bytes as bytes or as doubles), ASEC_ENOMEM
  * (size overflow), or the asec_afile_* errors (ASEC_ECREATE, ASEC_ENOSPC,
  * ASEC_EIO).  Allocates a 64 KiB buffer, freed before returning. */
 ASEC_API int asec_io_npy_write(const char *path, const double *data, size_t ndim,
@@ -275,7 +276,10 @@ typedef struct asec_io_st_entry {
  * with spaces to a multiple of 8 bytes.  Every name and value is checked
  * before the file is created; written atomically through asec_afile.
  * Returns ASEC_OK, ASEC_EINVAL (bad or duplicate name, invalid UTF-8, a
- * value not representable in its dtype, ndim > 64), ASEC_ENOMEM, or the
+ * value not representable in its dtype, ndim > 64, or anything the reader
+ * refuses with ASEC_IO_OPTIONS_INIT: a name or metadata key over 1024
+ * bytes, more than 100000 tensors, a header over 16 MiB, a tensor over
+ * max_tensor_bytes as bytes or as doubles), ASEC_ENOMEM, or the
  * asec_afile_* errors.  Allocates the JSON header and a 64 KiB buffer,
  * freed before returning. */
 ASEC_API int asec_io_st_write(const char *path, const asec_io_st_entry *tensors, size_t n,

@@ -39,6 +39,8 @@ cli_command(void)
     return command_name;
 }
 
+static void vmessage(const char *kind, const char *fmt, va_list ap) ASEC_PRINTF(2, 0);
+
 static void
 vmessage(const char *kind, const char *fmt, va_list ap)
 {

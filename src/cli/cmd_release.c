@@ -32,6 +32,7 @@
 #include "attnsec/attnsec.h"
 #include "cli.h"
 #include "commands.h"
+#include "printable.h"
 
 #define LEDGER_FORMAT "attnsec-ledger"
 #define LEDGER_VERSION 1
@@ -396,7 +397,10 @@ ledger_read(struct ledger *l, const char *path)
     }
     l->root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
     if (l->root == NULL) {
-        cli_error("%s:%d:%d: %s", path, err.line, err.column, err.text);
+        char text[4 * sizeof err.text]; // jansson quotes the ledger's bytes
+
+        cli_error("%s:%d:%d: %s", path, err.line, err.column,
+                  asec__printable(text, sizeof text, err.text));
         return EXIT_DATAERR;
     }
     fmt = json_object_get(l->root, "format");

@@ -838,6 +838,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_npy_roundtrip/npy-i64-1d \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-badutf8 \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-f32 \
+	%reldir%/corpus/fuzz_npy_roundtrip/st-long-meta-key.bin \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-reserved \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-u16-utf8 \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-u64 \
@@ -1036,8 +1037,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/model-arch-escape.safetensors \
 	%reldir%/corpus/fuzz_safetensors/model-attn-block.safetensors \
 	%reldir%/corpus/fuzz_safetensors/model-attn-regression.safetensors \
+	%reldir%/corpus/fuzz_safetensors/model-huge-arch.safetensors \
 	%reldir%/corpus/fuzz_safetensors/model-text.safetensors \
 	%reldir%/corpus/fuzz_safetensors/model-vit.safetensors \
-	%reldir%/open/fuzz_npy_roundtrip/st-long-meta-key.bin \
-	%reldir%/open/fuzz_safetensors/model-huge-arch.safetensors \
 	%reldir%/corpus.mk
