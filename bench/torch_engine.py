@@ -11,7 +11,9 @@ prints one line per figure, "name seconds", for bench_engine to read:
     attn_fwd_bwd    multi-head attention forward + backward, B = 1,
                     T = 512, C = 256, NH = 4 (from packed qkv)
 
-Exits 3 when torch is missing (bench_engine then reports a skip).
+Times are process CPU time (time.process_time()), like bench_engine's:
+both sides run one thread, and CPU time stays meaningful on a shared
+machine.  Exits 3 when torch is missing (bench_engine then reports a skip).
 """
 import math
 import sys
@@ -32,13 +34,13 @@ def best_time(fn, min_total=0.5, reps=5):
     fn()
     best = float("inf")
     for _ in range(reps):
-        n, t0 = 0, time.perf_counter()
+        n, t0 = 0, time.process_time()
         while True:
             fn()
             n += 1
-            if time.perf_counter() - t0 >= min_total / reps:
+            if time.process_time() - t0 >= min_total / reps:
                 break
-        best = min(best, (time.perf_counter() - t0) / n)
+        best = min(best, (time.process_time() - t0) / n)
     return best
 
 

@@ -3,6 +3,7 @@
 noinst_LTLIBRARIES += %reldir%/libasec_defenses.la
 %canon_reldir%_libasec_defenses_la_SOURCES = \
 	%reldir%/copyright.c \
+	%reldir%/copyright_engine.c \
 	%reldir%/copyright_lm.c \
 	%reldir%/dp_attn.c \
 	%reldir%/dpsgd.c

@@ -57,6 +57,24 @@ gemm(double *c, double alpha, const double *a, int ta, const double *b, int tb,
 
 /* ------------------------------------------------------------ linear */
 
+/* Adjacent (rows, cols) blocks: b starts right where a ends, so [a; b] is
+ * one (2 * rows, cols) matrix.  (Compared as addresses: a and b may belong to
+ * different allocations.) */
+static int
+stacked(const double *a, const double *b, size_t rows, size_t cols)
+{
+    return a != NULL && b != NULL &&
+           (uintptr_t)b - (uintptr_t)a == rows * cols * sizeof(double);
+}
+
+static void
+add_bias(double *out, const double *bias, size_t N, size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++)
+            out[n * OUT + o] += bias[o];
+}
+
 int
 asec_attn_linear_forward(double *out, const double *inp, const double *weight,
                          const double *bias, size_t N, size_t IN, size_t OUT)
@@ -64,9 +82,7 @@ asec_attn_linear_forward(double *out, const double *inp, const double *weight,
     // out = inp @ weight.T  (N, IN) x (IN, OUT)
     ASEC_TRY(gemm(out, 1.0, inp, ASEC_NOTRANS, weight, ASEC_TRANS, 0.0, N, OUT, IN));
     if (bias != NULL)
-        for (size_t n = 0; n < N; n++)
-            for (size_t o = 0; o < OUT; o++)
-                out[n * OUT + o] += bias[o];
+        add_bias(out, bias, N, OUT);
     return ASEC_OK;
 }
 
@@ -115,9 +131,7 @@ asec_attn_linear_forward_tangent(double *tout, const double *inp, const double *
     if (beta == 0.0)
         memset(tout, 0, N * OUT * sizeof *tout);
     if (tbias != NULL)
-        for (size_t n = 0; n < N; n++)
-            for (size_t o = 0; o < OUT; o++)
-                tout[n * OUT + o] += tbias[o];
+        add_bias(tout, tbias, N, OUT);
     return ASEC_OK;
 }
 
@@ -148,6 +162,57 @@ asec_attn_linear_backward_tangent(double *tdinp, double *tdweight, double *tdbia
     if (tdbias != NULL && tdout != NULL)
         add_colsums(tdbias, tdout, N, OUT);
     return ASEC_OK;
+}
+
+int
+asec_attn__linear_forward_pair(double *out, double *tout, const double *inp,
+                               const double *tinp, const double *weight,
+                               const double *bias, const double *tweight,
+                               const double *tbias, size_t N, size_t IN, size_t OUT)
+{
+    if (!stacked(out, tout, N, OUT) || !stacked(inp, tinp, N, IN)) {
+        ASEC_TRY(asec_attn_linear_forward(out, inp, weight, bias, N, IN, OUT));
+        return asec_attn_linear_forward_tangent(tout, inp, tinp, weight, tweight, tbias,
+                                                N, IN, OUT);
+    }
+    // [out; tout] = [inp; tinp] @ weight.T  (2N, IN) x (IN, OUT): weight read once
+    ASEC_TRY(gemm(out, 1.0, inp, ASEC_NOTRANS, weight, ASEC_TRANS, 0.0, 2 * N, OUT, IN));
+    if (bias != NULL)
+        add_bias(out, bias, N, OUT);
+    // tout += inp @ tweight.T + tbias
+    if (tweight != NULL)
+        ASEC_TRY(
+            gemm(tout, 1.0, inp, ASEC_NOTRANS, tweight, ASEC_TRANS, 1.0, N, OUT, IN));
+    if (tbias != NULL)
+        add_bias(tout, tbias, N, OUT);
+    return ASEC_OK;
+}
+
+int
+asec_attn__linear_backward_pair(double *dinp, double *tdinp, double *dweight,
+                                double *dbias, double *tdweight, double *tdbias,
+                                const double *dout, const double *tdout,
+                                const double *inp, const double *tinp,
+                                const double *weight, const double *tweight, size_t N,
+                                size_t IN, size_t OUT)
+{
+    if (!stacked(dinp, tdinp, N, IN) || !stacked(dout, tdout, N, OUT)) {
+        ASEC_TRY(asec_attn_linear_backward(dinp, dweight, dbias, dout, inp, weight, N, IN,
+                                           OUT));
+        return asec_attn_linear_backward_tangent(tdinp, tdweight, tdbias, dout, tdout,
+                                                 inp, tinp, weight, tweight, N, IN, OUT);
+    }
+    // [dinp; tdinp] += [dout; tdout] @ w  (2N, OUT) x (OUT, IN): w read once
+    ASEC_TRY(
+        gemm(dinp, 1.0, dout, ASEC_NOTRANS, weight, ASEC_NOTRANS, 1.0, 2 * N, IN, OUT));
+    // tdinp += dout @ tw;  the weight and bias gradients and their tangents
+    ASEC_TRY(
+        asec_attn_linear_backward(NULL, dweight, dbias, dout, inp, weight, N, IN, OUT));
+    if (tweight != NULL)
+        ASEC_TRY(
+            gemm(tdinp, 1.0, dout, ASEC_NOTRANS, tweight, ASEC_NOTRANS, 1.0, N, IN, OUT));
+    return asec_attn_linear_backward_tangent(NULL, tdweight, tdbias, dout, tdout, inp,
+                                             tinp, weight, tweight, N, IN, OUT);
 }
 
 /* ------------------------------------------------------------ LayerNorm */

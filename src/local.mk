@@ -69,6 +69,7 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_attack.c \
 	%reldir%/cli/cmd_attack_dlg.c \
 	%reldir%/cli/cmd_defend.c \
+	%reldir%/cli/cmd_defend_copyright.h \
 	%reldir%/cli/cmd_defend_corpus.c \
 	%reldir%/cli/cmd_defend_dp_attn.c \
 	%reldir%/cli/cmd_defend_dpsgd.c \

@@ -14,12 +14,15 @@
  *     weight-gradient products are then issued per example (T rows each)
  *     instead of once for the B*T rows.  Same flops, one pass.
  *   - Tangents.  With r->tan set, the forward pass also propagates the
- *     tangent of every activation along a direction (tp, tx, tsoft) into a
- *     second arena of the same layout, and the backward pass computes the
- *     tangent of every gradient next to it (each kernel's
- *     _backward_tangent right after its _backward, while the upstream
- *     gradient is still at hand).  The tangent of the gradient is the
- *     Hessian-vector product.
+ *     tangent of every activation along a direction (tp, tx, tsoft), and
+ *     the backward pass computes the tangent of every gradient next to it
+ *     (each kernel's _backward_tangent right after its _backward, while
+ *     the upstream gradient is still at hand).  The tangent of the
+ *     gradient is the Hessian-vector product.  Every tangent buffer is
+ *     carved right after its primal buffer (take_pair()), so a linear
+ *     layer's primal and tangent products with the same weight run as one
+ *     GEMM of twice the rows: at B = 1 the products have only T rows, and
+ *     OpenBLAS runs one 2T-row product faster than two T-row ones.
  *   - Four kinds (attnsec/model.h) sharing the pieces.
  *
  * Shapes: B batch, T tokens, C channels, NH heads, HS = C/NH, H MLP width,
@@ -457,9 +460,7 @@ asec_model_free(asec_model *m)
     asec__free(m->params);
     asec__free(m->grads);
     asec__free(m->act);
-    asec__free(m->tact);
     asec__free(m->work);
-    asec__free(m->twork);
     asec__free(m);
 }
 
@@ -629,10 +630,30 @@ take(struct carver *cv, size_t a, size_t b, size_t c)
     return cv->base != NULL ? cv->base + off : NULL;
 }
 
-/* Carve the activation layout for (B, T) from cv into a and la[L]. */
+/* take() for a primal buffer and, when tan is not NULL, its tangent right
+ * after it: [x; tx] is then one matrix of twice the rows, which lets the
+ * primal and tangent products with one weight run as a single GEMM
+ * (asec_attn__linear_forward_pair()). */
+static double *
+take_pair(struct carver *cv, double **tan, size_t a, size_t b, size_t c)
+{
+    double *p = take(cv, a, b, c);
+
+    if (tan != NULL)
+        *tan = take(cv, a, b, c);
+    return p;
+}
+
+/* x->f = a new buffer, and t->f (when t is not NULL) its tangent. */
+#define PAIR(x, t, f, a, b, c) ((x)->f = take_pair(cv, (t) ? &(t)->f : NULL, a, b, c))
+
+/* Carve the activation layout for (B, T) from cv into a and la[L], and
+ * when ta is not NULL the tangents into ta and tla[L], each right after
+ * its primal buffer. */
 static void
 carve_acts(const asec_model *m, size_t B, size_t T, struct carver *cv,
-           struct asec_model_acts *a, struct asec_model_layer_acts *la)
+           struct asec_model_acts *a, struct asec_model_layer_acts *la,
+           struct asec_model_acts *ta, struct asec_model_layer_acts *tla)
 {
     const asec_model_arch *A = &m->arch;
     size_t C = A->channels, H = A->mlp_hidden, NH = A->heads, K = A->classes;
@@ -641,55 +662,60 @@ carve_acts(const asec_model *m, size_t B, size_t T, struct carver *cv,
     if (asec__mul_size(B, T, &BT) != 0)
         cv->overflow = 1;
     memset(a, 0, sizeof *a);
-    a->x0 = take(cv, BT, C, 1);
+    if (ta != NULL)
+        memset(ta, 0, sizeof *ta);
+    PAIR(a, ta, x0, BT, C, 1);
     if (A->kind == ASEC_MODEL_VIT)
-        a->patches = take(cv, B, n_patches(A), A->patch * A->patch);
+        PAIR(a, ta, patches, B, n_patches(A), A->patch * A->patch);
     for (size_t l = 0; l < A->layers; l++) {
         struct asec_model_layer_acts *x = &la[l];
+        struct asec_model_layer_acts *t = tla != NULL ? &tla[l] : NULL;
 
         memset(x, 0, sizeof *x);
+        if (t != NULL)
+            memset(t, 0, sizeof *t);
         if (A->kind == ASEC_MODEL_ATTN_REGRESSION) {
-            x->qkv = take(cv, BT, 2 * C, 1); // [q | v] per token
-            x->att = take(cv, B, T, T);
-            x->atty = take(cv, BT, C, 1);
+            PAIR(x, t, qkv, BT, 2 * C, 1); // [q | v] per token
+            PAIR(x, t, att, B, T, T);
+            PAIR(x, t, atty, BT, C, 1);
             continue;
         }
         if (is_transformer(A)) {
-            x->ln1 = take(cv, BT, C, 1);
-            x->ln1_mean = take(cv, BT, 1, 1);
-            x->ln1_rstd = take(cv, BT, 1, 1);
+            PAIR(x, t, ln1, BT, C, 1);
+            PAIR(x, t, ln1_mean, BT, 1, 1);
+            PAIR(x, t, ln1_rstd, BT, 1, 1);
         }
-        x->qkv = take(cv, BT, 3 * C, 1);
-        x->att = take(cv, B * NH, T, T);
-        x->atty = take(cv, BT, C, 1);
+        PAIR(x, t, qkv, BT, 3 * C, 1);
+        PAIR(x, t, att, B * NH, T, T);
+        PAIR(x, t, atty, BT, C, 1);
         if (is_transformer(A)) {
-            x->res2 = take(cv, BT, C, 1);
-            x->ln2 = take(cv, BT, C, 1);
-            x->ln2_mean = take(cv, BT, 1, 1);
-            x->ln2_rstd = take(cv, BT, 1, 1);
-            x->fch = take(cv, BT, H, 1);
-            x->fchg = take(cv, BT, H, 1);
-            x->fcphi = take(cv, BT, H, 1);
-            x->fcpdf = take(cv, BT, H, 1);
-            x->res3 = take(cv, BT, C, 1);
+            PAIR(x, t, res2, BT, C, 1);
+            PAIR(x, t, ln2, BT, C, 1);
+            PAIR(x, t, ln2_mean, BT, 1, 1);
+            PAIR(x, t, ln2_rstd, BT, 1, 1);
+            PAIR(x, t, fch, BT, H, 1);
+            PAIR(x, t, fchg, BT, H, 1);
+            PAIR(x, t, fcphi, BT, H, 1);
+            PAIR(x, t, fcpdf, BT, H, 1);
+            PAIR(x, t, res3, BT, C, 1);
         }
     }
     if (A->kind == ASEC_MODEL_ATTN_REGRESSION)
         return;
     if (is_transformer(A)) {
-        a->lnf = take(cv, BT, C, 1);
-        a->lnf_mean = take(cv, BT, 1, 1);
-        a->lnf_rstd = take(cv, BT, 1, 1);
+        PAIR(a, ta, lnf, BT, C, 1);
+        PAIR(a, ta, lnf_mean, BT, 1, 1);
+        PAIR(a, ta, lnf_rstd, BT, 1, 1);
     }
-    a->pooled = take(cv, B, R, C);
-    a->logits = take(cv, B, R, K);
-    a->probs = take(cv, B, R, K);
-    a->losses = take(cv, B, R, 1);
+    PAIR(a, ta, pooled, B, R, C);
+    PAIR(a, ta, logits, B, R, K);
+    PAIR(a, ta, probs, B, R, K);
+    PAIR(a, ta, losses, B, R, 1);
 }
 
 static void
 carve_work(const asec_model *m, size_t B, size_t T, struct carver *cv,
-           struct asec_model_work *w)
+           struct asec_model_work *w, struct asec_model_work *tw)
 {
     const asec_model_arch *A = &m->arch;
     size_t C = A->channels, H = A->mlp_hidden, K = A->classes;
@@ -698,26 +724,30 @@ carve_work(const asec_model *m, size_t B, size_t T, struct carver *cv,
     if (asec__mul_size(B, T, &BT) != 0)
         cv->overflow = 1;
     memset(w, 0, sizeof *w);
-    w->dres = take(cv, BT, C, 1);
-    w->dtmp = take(cv, BT, C, 1);
-    w->dx0 = take(cv, BT, C, 1);
-    w->dqkv = take(cv, BT, 3 * C, 1);
-    w->datt = take(cv, 2, T, T);
+    if (tw != NULL)
+        memset(tw, 0, sizeof *tw);
+    PAIR(w, tw, dres, BT, C, 1);
+    PAIR(w, tw, dtmp, BT, C, 1);
+    PAIR(w, tw, dx0, BT, C, 1);
+    PAIR(w, tw, dqkv, BT, 3 * C, 1);
+    PAIR(w, tw, datt, 2, T, T);
     if (is_transformer(A)) {
-        w->dh1 = take(cv, BT, H, 1);
-        w->dh2 = take(cv, BT, H, 1);
+        PAIR(w, tw, dh1, BT, H, 1);
+        PAIR(w, tw, dh2, BT, H, 1);
     }
     if (A->kind == ASEC_MODEL_VIT)
-        w->dpatch = take(cv, B, n_patches(A), A->patch * A->patch);
+        PAIR(w, tw, dpatch, B, n_patches(A), A->patch * A->patch);
     if (A->kind != ASEC_MODEL_ATTN_REGRESSION) {
-        w->dpool = take(cv, B, R, C);
-        w->dlogits = take(cv, B, R, K);
-        w->wrow = take(cv, B, R, 1);
+        PAIR(w, tw, dpool, B, R, C);
+        PAIR(w, tw, dlogits, B, R, K);
+        PAIR(w, tw, wrow, B, R, 1);
     }
-    w->lossb = take(cv, B, 1, 1);
+    PAIR(w, tw, lossb, B, 1, 1);
 }
 
-/* Make sure *arena holds what carve() needs for (B, T), then carve. */
+#undef PAIR
+
+/* Make sure *arena holds need doubles (growing it, contents lost). */
 static int
 reserve(double **arena, size_t *cap, size_t need)
 {
@@ -736,33 +766,27 @@ reserve(double **arena, size_t *cap, size_t need)
     return ASEC_OK;
 }
 
+/* Carve the arenas for (B, T): the tangents (tan) share the arenas, each
+ * buffer right after its primal. */
 static int
 prepare(asec_model *m, size_t B, size_t T, int tan, struct asec_model_run *r)
 {
     struct carver cv = {NULL, 0, 0}, cw = {NULL, 0, 0};
+    struct asec_model_acts *ta = tan ? &r->ta : NULL;
+    struct asec_model_layer_acts *tla = tan ? m->tla : NULL;
+    struct asec_model_work *tw = tan ? &r->tw : NULL;
 
-    carve_acts(m, B, T, &cv, &r->a, m->la);
-    carve_work(m, B, T, &cw, &r->w);
+    carve_acts(m, B, T, &cv, &r->a, m->la, ta, tla);
+    carve_work(m, B, T, &cw, &r->w, tw);
     if (cv.overflow || cw.overflow)
         ASEC_FAIL(ASEC_ENOMEM, "activations for B = %zu, T = %zu overflow size_t", B, T);
     ASEC_TRY(reserve(&m->act, &m->cap_act, cv.used));
     ASEC_TRY(reserve(&m->work, &m->cap_work, cw.used));
-    if (tan) {
-        ASEC_TRY(reserve(&m->tact, &m->cap_tact, cv.used));
-        ASEC_TRY(reserve(&m->twork, &m->cap_twork, cw.used));
-    }
     cv.base = m->act, cv.used = 0;
-    carve_acts(m, B, T, &cv, &r->a, m->la);
+    carve_acts(m, B, T, &cv, &r->a, m->la, ta, tla);
     cw.base = m->work, cw.used = 0;
-    carve_work(m, B, T, &cw, &r->w);
-    r->ta_l = NULL;
-    if (tan) {
-        cv.base = m->tact, cv.used = 0;
-        carve_acts(m, B, T, &cv, &r->ta, m->tla);
-        cw.base = m->twork, cw.used = 0;
-        carve_work(m, B, T, &cw, &r->tw);
-        r->ta_l = m->tla;
-    }
+    carve_work(m, B, T, &cw, &r->w, tw);
+    r->ta_l = tla;
     return ASEC_OK;
 }
 
@@ -888,6 +912,23 @@ lin_bwd(const struct asec_model_run *r, double *dinp, size_t woff, size_t boff,
                                            dout + b * rows * OUT, inp + b * rows * IN, W,
                                            rows, IN, OUT));
     return ASEC_OK;
+}
+
+/* lin_bwd() and, with tangents, the tangent of every output along
+ * (tinp, tW, tdout) into tdinp and the parameter-gradient tangents: the two
+ * products with W in one GEMM when tdinp and tdout follow dinp and dout
+ * (take_pair()).  Tangents never run per example. */
+static int
+lin_bwd_tan(const struct asec_model_run *r, double *dinp, double *tdinp, size_t woff,
+            size_t boff, const double *dout, const double *tdout, const double *inp,
+            const double *tinp, size_t rows, size_t IN, size_t OUT)
+{
+    if (!r->tan)
+        return lin_bwd(r, dinp, woff, boff, dout, inp, rows, IN, OUT);
+    ASEC_ASSERT(!r->per_ex);
+    return asec_attn__linear_backward_pair(
+        dinp, tdinp, G(r, 0, woff), G(r, 0, boff), TG(r, woff), TG(r, boff), dout, tdout,
+        inp, tinp, PRM(r, woff), TPRM(r, woff), r->B * rows, IN, OUT);
 }
 
 static void
@@ -1041,6 +1082,24 @@ add_into(double *y, const double *x, size_t n)
         y[i] += x[i];
 }
 
+/* out = inp @ W^T + b for the tensors at woff and boff (NO_OFF: no bias)
+ * over N rows, and when tout is not NULL its tangent along (tinp, tW, tb):
+ * both in one product when tout and tinp follow out and inp (take_pair()). */
+static int
+lin_fwd(const struct asec_model_run *r, double *out, double *tout, const double *inp,
+        const double *tinp, size_t woff, size_t boff, size_t N, size_t IN, size_t OUT)
+{
+    const double *bias = boff != NO_OFF ? PRM(r, boff) : NULL;
+
+    if (tout == NULL)
+        return asec_attn_linear_forward(out, inp, PRM(r, woff), bias, N, IN, OUT);
+    return asec_attn__linear_forward_pair(out, tout, inp, tinp, PRM(r, woff), bias,
+                                          TPRM(r, woff), TPRM(r, boff), N, IN, OUT);
+}
+
+/* A pre-LayerNorm block; with tangents (r->tan) each line is followed by
+ * its derivative along the direction, so that the linear layers can issue
+ * the primal and tangent products together. */
 static int
 fwd_transformer_block(struct asec_model_run *r, size_t l, const double *xin,
                       const double *txin)
@@ -1052,56 +1111,48 @@ fwd_transformer_block(struct asec_model_run *r, size_t l, const double *xin,
     size_t B = r->B, T = r->T, N = B * T, C = A->channels, H = A->mlp_hidden;
     size_t NH = A->heads;
     double eps = A->ln_eps;
+    double *pdf = r->backward ? x->fcpdf : NULL;
 
     // ln1 = layernorm(x);  qkv = ln1 @ Wqkv^T + bqkv  (N, 3C)
     asec_attn_layernorm_forward(x->ln1, x->ln1_mean, x->ln1_rstd, xin, PRM(r, o->ln1w),
                                 PRM(r, o->ln1b), N, C, eps);
-    ASEC_TRY(asec_attn_linear_forward(x->qkv, x->ln1, PRM(r, o->qkvw), PRM(r, o->qkvb), N,
-                                      C, 3 * C));
+    if (t != NULL)
+        asec_attn_layernorm_forward_tangent(t->ln1, xin, txin, PRM(r, o->ln1w),
+                                            TPRM(r, o->ln1w), TPRM(r, o->ln1b),
+                                            x->ln1_mean, x->ln1_rstd, N, C);
+    ASEC_TRY(lin_fwd(r, x->qkv, t ? t->qkv : NULL, x->ln1, t ? t->ln1 : NULL, o->qkvw,
+                     o->qkvb, N, C, 3 * C));
     // atty (B, T, C) = heads of softmax(q k^T / sqrt(HS)) v, concatenated
     ASEC_TRY(asec_attn_forward(x->atty, x->att, x->qkv, B, T, C, NH, A->causal));
     if (r->hook != NULL)
         ASEC_TRY(r->hook(r->hook_ctx, l, x->atty, x->att, x->qkv, B, T, C, NH));
+    if (t != NULL)
+        ASEC_TRY(asec_attn_forward_tangent(t->atty, t->att, x->qkv, t->qkv, x->att, B, T,
+                                           C, NH));
     // res2 = x + atty @ Wproj^T + bproj
-    ASEC_TRY(asec_attn_linear_forward(x->res2, x->atty, PRM(r, o->projw),
-                                      PRM(r, o->projb), N, C, C));
+    ASEC_TRY(lin_fwd(r, x->res2, t ? t->res2 : NULL, x->atty, t ? t->atty : NULL,
+                     o->projw, o->projb, N, C, C));
     add_into(x->res2, xin, N * C);
+    if (t != NULL)
+        add_into(t->res2, txin, N * C);
     // ln2 = layernorm(res2);  fch = ln2 @ Wfc^T + bfc  (N, H);  fchg = gelu(fch)
     asec_attn_layernorm_forward(x->ln2, x->ln2_mean, x->ln2_rstd, x->res2,
                                 PRM(r, o->ln2w), PRM(r, o->ln2b), N, C, eps);
-    ASEC_TRY(asec_attn_linear_forward(x->fch, x->ln2, PRM(r, o->fcw), PRM(r, o->fcb), N,
-                                      C, H));
-    asec_attn__gelu_forward(x->fchg, x->fcphi, r->backward ? x->fcpdf : NULL, x->fch,
-                            N * H);
+    if (t != NULL)
+        asec_attn_layernorm_forward_tangent(t->ln2, x->res2, t->res2, PRM(r, o->ln2w),
+                                            TPRM(r, o->ln2w), TPRM(r, o->ln2b),
+                                            x->ln2_mean, x->ln2_rstd, N, C);
+    ASEC_TRY(lin_fwd(r, x->fch, t ? t->fch : NULL, x->ln2, t ? t->ln2 : NULL, o->fcw,
+                     o->fcb, N, C, H));
+    asec_attn__gelu_forward(x->fchg, x->fcphi, pdf, x->fch, N * H);
+    if (t != NULL)
+        asec_attn__gelu_forward_tangent(t->fchg, x->fch, x->fcphi, pdf, t->fch, N * H);
     // res3 = res2 + fchg @ Wproj2^T + bproj2
-    ASEC_TRY(asec_attn_linear_forward(x->res3, x->fchg, PRM(r, o->fpw), PRM(r, o->fpb), N,
-                                      H, C));
+    ASEC_TRY(lin_fwd(r, x->res3, t ? t->res3 : NULL, x->fchg, t ? t->fchg : NULL, o->fpw,
+                     o->fpb, N, H, C));
     add_into(x->res3, x->res2, N * C);
-    if (t == NULL)
-        return ASEC_OK;
-    // the same lines, differentiated along the tangent
-    asec_attn_layernorm_forward_tangent(t->ln1, xin, txin, PRM(r, o->ln1w),
-                                        TPRM(r, o->ln1w), TPRM(r, o->ln1b), x->ln1_mean,
-                                        x->ln1_rstd, N, C);
-    ASEC_TRY(asec_attn_linear_forward_tangent(t->qkv, x->ln1, t->ln1, PRM(r, o->qkvw),
-                                              TPRM(r, o->qkvw), TPRM(r, o->qkvb), N, C,
-                                              3 * C));
-    ASEC_TRY(
-        asec_attn_forward_tangent(t->atty, t->att, x->qkv, t->qkv, x->att, B, T, C, NH));
-    ASEC_TRY(asec_attn_linear_forward_tangent(t->res2, x->atty, t->atty, PRM(r, o->projw),
-                                              TPRM(r, o->projw), TPRM(r, o->projb), N, C,
-                                              C));
-    add_into(t->res2, txin, N * C);
-    asec_attn_layernorm_forward_tangent(t->ln2, x->res2, t->res2, PRM(r, o->ln2w),
-                                        TPRM(r, o->ln2w), TPRM(r, o->ln2b), x->ln2_mean,
-                                        x->ln2_rstd, N, C);
-    ASEC_TRY(asec_attn_linear_forward_tangent(t->fch, x->ln2, t->ln2, PRM(r, o->fcw),
-                                              TPRM(r, o->fcw), TPRM(r, o->fcb), N, C, H));
-    asec_attn__gelu_forward_tangent(t->fchg, x->fch, x->fcphi,
-                                    r->backward ? x->fcpdf : NULL, t->fch, N * H);
-    ASEC_TRY(asec_attn_linear_forward_tangent(t->res3, x->fchg, t->fchg, PRM(r, o->fpw),
-                                              TPRM(r, o->fpw), TPRM(r, o->fpb), N, H, C));
-    add_into(t->res3, t->res2, N * C);
+    if (t != NULL)
+        add_into(t->res3, t->res2, N * C);
     return ASEC_OK;
 }
 
@@ -1111,20 +1162,19 @@ fwd_attn_block(struct asec_model_run *r, size_t l, const double *xin, const doub
     const asec_model_arch *A = &r->m->arch;
     const struct asec_model_block_off *o = &r->m->off.blk[l];
     struct asec_model_layer_acts *x = &r->m->la[l];
+    struct asec_model_layer_acts *t = r->tan ? &r->ta_l[l] : NULL;
     size_t B = r->B, T = r->T, C = A->channels;
 
     // [q | k | v] = x @ [Wq; Wk; Wv]^T  (no bias);  out = MHA(q, k, v)
-    ASEC_TRY(
-        asec_attn_linear_forward(x->qkv, xin, PRM(r, o->qkvw), NULL, B * T, C, 3 * C));
+    ASEC_TRY(lin_fwd(r, x->qkv, t ? t->qkv : NULL, xin, txin, o->qkvw, NO_OFF, B * T, C,
+                     3 * C));
     ASEC_TRY(asec_attn_forward(x->atty, x->att, x->qkv, B, T, C, A->heads, A->causal));
     if (r->hook != NULL)
         ASEC_TRY(r->hook(r->hook_ctx, l, x->atty, x->att, x->qkv, B, T, C, A->heads));
-    if (!r->tan)
+    if (t == NULL)
         return ASEC_OK;
-    ASEC_TRY(asec_attn_linear_forward_tangent(r->ta_l[l].qkv, xin, txin, PRM(r, o->qkvw),
-                                              TPRM(r, o->qkvw), NULL, B * T, C, 3 * C));
-    return asec_attn_forward_tangent(r->ta_l[l].atty, r->ta_l[l].att, x->qkv,
-                                     r->ta_l[l].qkv, x->att, B, T, C, A->heads);
+    return asec_attn_forward_tangent(t->atty, t->att, x->qkv, t->qkv, x->att, B, T, C,
+                                     A->heads);
 }
 
 /* attn-regression, example by example:
@@ -1306,14 +1356,11 @@ forward(struct asec_model_run *r)
     }
     // pooled (B, R, C);  logits = pooled @ Whead^T + bhead  (B*R, K)
     pool_forward(r, r->a.pooled, final_stream(r, 0));
-    ASEC_TRY(asec_attn_linear_forward(r->a.logits, r->a.pooled, PRM(r, m->off.headw),
-                                      PRM(r, m->off.headb), B * R, C, K));
-    if (r->tan) {
+    if (r->tan)
         pool_forward(r, r->ta.pooled, final_stream(r, 1));
-        ASEC_TRY(asec_attn_linear_forward_tangent(
-            r->ta.logits, r->a.pooled, r->ta.pooled, PRM(r, m->off.headw),
-            TPRM(r, m->off.headw), TPRM(r, m->off.headb), B * R, C, K));
-    }
+    ASEC_TRY(lin_fwd(r, r->a.logits, r->tan ? r->ta.logits : NULL, r->a.pooled,
+                     r->tan ? r->ta.pooled : NULL, m->off.headw, m->off.headb, B * R, C,
+                     K));
     if (bt->labels != NULL || bt->soft != NULL) {
         ASEC_TRY(asec_attn_xent_forward(r->a.losses, r->a.probs, r->a.logits, bt->labels,
                                         bt->soft, B * R, K));
@@ -1348,13 +1395,9 @@ bwd_transformer_block(struct asec_model_run *r, size_t l, double *dres, double *
 
     // in the forward pass this was: res3 = res2 + fchg @ Wproj2^T + bproj2
     zero(w->dh1, N * H);
-    ASEC_TRY(lin_bwd(r, w->dh1, o->fpw, o->fpb, dres, x->fchg, T, H, C));
-    if (t != NULL) {
-        zero(tw->dh1, N * H);
-        ASEC_TRY(asec_attn_linear_backward_tangent(
-            tw->dh1, TG(r, o->fpw), TG(r, o->fpb), dres, tdres, x->fchg, t->fchg,
-            PRM(r, o->fpw), TPRM(r, o->fpw), N, H, C));
-    }
+    zero(t ? tw->dh1 : NULL, N * H);
+    ASEC_TRY(lin_bwd_tan(r, w->dh1, tw->dh1, o->fpw, o->fpb, dres, tdres, x->fchg,
+                         t ? t->fchg : NULL, T, H, C));
     // fchg = gelu(fch)
     zero(w->dh2, N * H);
     asec_attn__gelu_backward(w->dh2, x->fch, x->fcphi, x->fcpdf, w->dh1, N * H);
@@ -1365,13 +1408,9 @@ bwd_transformer_block(struct asec_model_run *r, size_t l, double *dres, double *
     }
     // fch = ln2 @ Wfc^T + bfc
     zero(w->dtmp, N * C);
-    ASEC_TRY(lin_bwd(r, w->dtmp, o->fcw, o->fcb, w->dh2, x->ln2, T, C, H));
-    if (t != NULL) {
-        zero(tw->dtmp, N * C);
-        ASEC_TRY(asec_attn_linear_backward_tangent(
-            tw->dtmp, TG(r, o->fcw), TG(r, o->fcb), w->dh2, tw->dh2, x->ln2, t->ln2,
-            PRM(r, o->fcw), TPRM(r, o->fcw), N, C, H));
-    }
+    zero(t ? tw->dtmp : NULL, N * C);
+    ASEC_TRY(lin_bwd_tan(r, w->dtmp, tw->dtmp, o->fcw, o->fcb, w->dh2, tw->dh2, x->ln2,
+                         t ? t->ln2 : NULL, T, C, H));
     // ln2 = layernorm(res2): dres (= d res3, the residual path) += ...
     ln_bwd(r, dres, o->ln2w, o->ln2b, w->dtmp, x->res2, x->ln2_mean, x->ln2_rstd);
     if (t != NULL)
@@ -1380,13 +1419,9 @@ bwd_transformer_block(struct asec_model_run *r, size_t l, double *dres, double *
             PRM(r, o->ln2w), TPRM(r, o->ln2w), x->ln2_mean, x->ln2_rstd, N, C);
     // res2 = xin + atty @ Wproj^T + bproj
     zero(w->dtmp, N * C);
-    ASEC_TRY(lin_bwd(r, w->dtmp, o->projw, o->projb, dres, x->atty, T, C, C));
-    if (t != NULL) {
-        zero(tw->dtmp, N * C);
-        ASEC_TRY(asec_attn_linear_backward_tangent(
-            tw->dtmp, TG(r, o->projw), TG(r, o->projb), dres, tdres, x->atty, t->atty,
-            PRM(r, o->projw), TPRM(r, o->projw), N, C, C));
-    }
+    zero(t ? tw->dtmp : NULL, N * C);
+    ASEC_TRY(lin_bwd_tan(r, w->dtmp, tw->dtmp, o->projw, o->projb, dres, tdres, x->atty,
+                         t ? t->atty : NULL, T, C, C));
     // atty = MHA(qkv)
     zero(w->dqkv, N * 3 * C);
     ASEC_TRY(asec_attn_backward(w->dqkv, w->datt, w->dtmp, x->qkv, x->att, B, T, C, NH));
@@ -1397,13 +1432,9 @@ bwd_transformer_block(struct asec_model_run *r, size_t l, double *dres, double *
     }
     // qkv = ln1 @ Wqkv^T + bqkv
     zero(w->dtmp, N * C);
-    ASEC_TRY(lin_bwd(r, w->dtmp, o->qkvw, o->qkvb, w->dqkv, x->ln1, T, C, 3 * C));
-    if (t != NULL) {
-        zero(tw->dtmp, N * C);
-        ASEC_TRY(asec_attn_linear_backward_tangent(
-            tw->dtmp, TG(r, o->qkvw), TG(r, o->qkvb), w->dqkv, tw->dqkv, x->ln1, t->ln1,
-            PRM(r, o->qkvw), TPRM(r, o->qkvw), N, C, 3 * C));
-    }
+    zero(t ? tw->dtmp : NULL, N * C);
+    ASEC_TRY(lin_bwd_tan(r, w->dtmp, tw->dtmp, o->qkvw, o->qkvb, w->dqkv, tw->dqkv,
+                         x->ln1, t ? t->ln1 : NULL, T, C, 3 * C));
     // ln1 = layernorm(xin): dres (= d res2, the residual path to xin) += ...
     ln_bwd(r, dres, o->ln1w, o->ln1b, w->dtmp, xin, x->ln1_mean, x->ln1_rstd);
     if (t != NULL)
@@ -1429,17 +1460,15 @@ bwd_attn_block(struct asec_model_run *r, size_t l, double *dinp, const double *d
     zero(r->w.dqkv, N * 3 * C);
     ASEC_TRY(asec_attn_backward(r->w.dqkv, r->w.datt, dout, x->qkv, x->att, B, T, C,
                                 A->heads));
+    if (t != NULL) {
+        zero(r->tw.dqkv, N * 3 * C);
+        ASEC_TRY(asec_attn_backward_tangent(r->tw.dqkv, r->tw.datt, dout, tdout, x->qkv,
+                                            t->qkv, x->att, t->att, B, T, C, A->heads));
+    }
     zero(dinp, N * C);
-    ASEC_TRY(lin_bwd(r, dinp, o->qkvw, NO_OFF, r->w.dqkv, xin, T, C, 3 * C));
-    if (t == NULL)
-        return ASEC_OK;
-    zero(r->tw.dqkv, N * 3 * C);
-    ASEC_TRY(asec_attn_backward_tangent(r->tw.dqkv, r->tw.datt, dout, tdout, x->qkv,
-                                        t->qkv, x->att, t->att, B, T, C, A->heads));
-    zero(tdinp, N * C);
-    return asec_attn_linear_backward_tangent(
-        tdinp, TG(r, o->qkvw), NULL, r->w.dqkv, r->tw.dqkv, xin, layer_input(r, l, 1),
-        PRM(r, o->qkvw), TPRM(r, o->qkvw), N, C, 3 * C);
+    zero(t ? tdinp : NULL, N * C);
+    return lin_bwd_tan(r, dinp, tdinp, o->qkvw, NO_OFF, r->w.dqkv, r->tw.dqkv, xin,
+                       t ? layer_input(r, l, 1) : NULL, T, C, 3 * C);
 }
 
 /* Embedding backward: dres is d(x0). */
@@ -1649,15 +1678,10 @@ backward(struct asec_model_run *r)
     }
     // logits = pooled @ Whead^T + bhead
     zero(r->w.dpool, BR * C);
-    ASEC_TRY(lin_bwd(r, r->w.dpool, m->off.headw, m->off.headb, r->w.dlogits, r->a.pooled,
-                     R, C, K));
-    if (r->tan) {
-        zero(r->tw.dpool, BR * C);
-        ASEC_TRY(asec_attn_linear_backward_tangent(
-            r->tw.dpool, TG(r, m->off.headw), TG(r, m->off.headb), r->w.dlogits,
-            r->tw.dlogits, r->a.pooled, r->ta.pooled, PRM(r, m->off.headw),
-            TPRM(r, m->off.headw), BR, C, K));
-    }
+    zero(r->tan ? r->tw.dpool : NULL, BR * C);
+    ASEC_TRY(lin_bwd_tan(r, r->w.dpool, r->tw.dpool, m->off.headw, m->off.headb,
+                         r->w.dlogits, r->tw.dlogits, r->a.pooled, r->ta.pooled, R, C,
+                         K));
     // pooled = pool(h)
     pool_backward(r, r->w.dtmp, r->w.dpool);
     if (r->tan)

@@ -88,9 +88,10 @@ struct asec_model {
     size_t ntensors;
     struct asec_model_tensor_rec *tensors;
     struct asec_model_offsets off;
-    /* arenas, grown on demand */
-    double *act, *tact, *work, *twork;
-    size_t cap_act, cap_tact, cap_work, cap_twork;
+    /* arenas, grown on demand; with tangents each tangent buffer follows
+     * its primal buffer in the same arena */
+    double *act, *work;
+    size_t cap_act, cap_work;
     struct asec_model_layer_acts *la, *tla; /* (L) views into act / tact */
 };
 
@@ -128,6 +129,27 @@ void asec_attn__gelu_forward_tangent(double *tout, const double *inp, const doub
 void asec_attn__gelu_backward_tangent(double *tdinp, const double *inp, const double *cdf,
                                       const double *pdf, const double *tinp,
                                       const double *dout, const double *tdout, size_t n);
+
+/* A linear layer's primal and tangent passes together (attn.c):
+ *   _forward_pair:   out = inp W^T + b and tout as
+ *                    asec_attn_linear_forward_tangent() (overwritten)
+ *   _backward_pair:  asec_attn_linear_backward() followed by
+ *                    asec_attn_linear_backward_tangent() (accumulating)
+ * When tout starts right after out's N rows and tinp right after inp's
+ * (dinp/tdinp and dout/tdout for the backward pass), the two products with
+ * the same weight become one product of 2N rows: the weight is read once
+ * and the small-M GEMM runs faster (B = 1 layers have M = T rows).  Other
+ * layouts fall back to the two kernels.  Allocates nothing. */
+int asec_attn__linear_forward_pair(double *out, double *tout, const double *inp,
+                                   const double *tinp, const double *weight,
+                                   const double *bias, const double *tweight,
+                                   const double *tbias, size_t N, size_t IN, size_t OUT);
+int asec_attn__linear_backward_pair(double *dinp, double *tdinp, double *dweight,
+                                    double *dbias, double *tdweight, double *tdbias,
+                                    const double *dout, const double *tdout,
+                                    const double *inp, const double *tinp,
+                                    const double *weight, const double *tweight, size_t N,
+                                    size_t IN, size_t OUT);
 
 /* Find name in names[0..n) and store its index in *out; ASEC_EINVAL
  * ("unknown <what> 'name'") when it is not there.  Shared by the name

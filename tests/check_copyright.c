@@ -4,7 +4,9 @@
  * Oracles: MATH.md §9.1 T1, T4, T5, T6 (closed-form values computed
  * independently in IEEE double), §9.5 (the quadratic Newton trace and
  * x*), central finite differences for every gradient and Hessian, and the
- * exact Newton solution for the Woodbury, CG and sketched solvers. */
+ * exact Newton solution for the Woodbury, CG and sketched solvers.  The
+ * engine's context features are checked against the engine's own logits
+ * (head(h) must reproduce them) and LayerNorm statistics. */
 #include "config.h"
 
 #include <math.h>
@@ -878,6 +880,285 @@ START_TEST(test_lm_oom)
 }
 END_TEST
 
+/* ------------------------------------------ context features from the engine */
+
+/* A small causal text model: V 12, C 8, one block, 2 heads, T 3. */
+static asec_model *
+engine_model(unsigned seed, int causal)
+{
+    asec_model_arch a;
+    asec_model *m = NULL;
+    asec_rng *r;
+
+    ck_assert_int_eq(asec_model_arch_default(&a, ASEC_MODEL_TEXT), ASEC_OK);
+    a.vocab = a.classes = 12;
+    a.channels = 8;
+    a.layers = 1;
+    a.heads = 2;
+    a.mlp_hidden = 16;
+    a.seq_len = 3;
+    a.causal = causal;
+    ck_assert_int_eq(asec_model_alloc(&m, &a), ASEC_OK);
+    ck_assert_int_eq(asec_rng_alloc_seeded(&r, seed, "check_copyright/engine"), ASEC_OK);
+    asec_model_init_params(m, r);
+    asec_rng_free(r);
+    return m;
+}
+
+/* A periodic stream of period 5 over ids 1..10 (with period-7 noise). */
+static void
+engine_stream(int64_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        t[i] = (int64_t)(1 + (i * 3) % 5 + (i % 7 == 6 ? 5 : 0));
+}
+
+START_TEST(test_engine_features_are_hidden_states)
+{
+    /* Oracle: the model's own logits.  For every window, the logits of the
+     * last token must be head.weight h + head.bias with h the feature row
+     * (after x[0] = 1); with fresh LayerNorm parameters (weight 1, bias
+     * 0) h is also standardised: mean 0, mean square var / (var + eps). */
+    enum { N = 20, T = 3, C = 8, V = 12 };
+    asec_model *m = engine_model(3, 1);
+    int64_t tok[N], win[(N - T + 1) * T];
+    double x[(N - T + 1) * (C + 1)], logits[(N - T + 1) * T * V], z[V];
+    asec_model_tensor hw, hb;
+    const double *th;
+
+    engine_stream(tok, N);
+    tok[4] = 0;
+    tok[11] = 11;
+    ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, N), ASEC_OK);
+    for (size_t s = 0; s + T <= N; s++)
+        memcpy(win + s * T, tok + s, T * sizeof(int64_t));
+    asec_model_batch b = {N - T + 1, T, NULL, win, NULL, NULL};
+    ck_assert_int_eq(asec_model_forward(m, NULL, NULL, logits, &b), ASEC_OK);
+    ck_assert_int_eq(asec_model_tensor_find(m, "head.weight", &hw), ASEC_OK);
+    ck_assert_int_eq(asec_model_tensor_find(m, "head.bias", &hb), ASEC_OK);
+    th = asec_model_params(m);
+    for (size_t s = 0; s + T <= N; s++) {
+        const double *h = x + s * (C + 1) + 1;
+        double mean = 0, ms = 0;
+
+        ck_assert(x[s * (C + 1)] == 1.0);
+        for (size_t v = 0; v < V; v++) {
+            z[v] = th[hb.offset + v];
+            for (size_t j = 0; j < C; j++)
+                z[v] += th[hw.offset + v * C + j] * h[j];
+        }
+        asec_test_allclose(z, logits + (s * T + T - 1) * V, V, 1e-12, 1e-14,
+                           "head(h) vs logits");
+        for (size_t j = 0; j < C; j++) {
+            mean += h[j] / C;
+            ms += h[j] * h[j] / C;
+        }
+        ck_assert(fabs(mean) < 1e-12);
+        ck_assert(ms > 0.9 && ms <= 1.0 + 1e-12);
+    }
+    /* One context alone gives the same row as inside the stream. */
+    double one[C + 1];
+    ck_assert_int_eq(asec_copyright_engine_features(one, m, tok + 5, T), ASEC_OK);
+    asec_test_allclose(one, x + 5 * (C + 1), C + 1, 1e-12, 1e-14, "single context");
+    asec_model_free(m);
+}
+END_TEST
+
+START_TEST(test_engine_train)
+{
+    /* Adam on the exact gradients learns the periodic stream: the last
+     * tenth of the batch losses is below half the first; the same seed
+     * gives the same parameters bit for bit. */
+    enum { N = 400 };
+    int64_t tok[N];
+    double curve[150];
+    asec_model *m1 = engine_model(5, 1), *m2 = engine_model(5, 1);
+    asec_copyright_engine_options o = ASEC_COPYRIGHT_ENGINE_OPTIONS_INIT;
+    asec_copyright_engine_result r1, r2;
+    asec_rng *g1, *g2;
+
+    engine_stream(tok, N);
+    o.steps = 150;
+    o.batch = 8;
+    o.lr = 1e-2;
+    ck_assert_int_eq(asec_rng_alloc_seeded(&g1, 9, "check_copyright/train"), ASEC_OK);
+    ck_assert_int_eq(asec_rng_alloc_seeded(&g2, 9, "check_copyright/train"), ASEC_OK);
+    ck_assert_int_eq(asec_copyright_engine_train(m1, &r1, curve, tok, N, &o, g1), ASEC_OK);
+    ck_assert_int_eq(asec_copyright_engine_train(m2, &r2, NULL, tok, N, &o, g2), ASEC_OK);
+    ck_assert_uint_eq(r1.steps, 150);
+    ck_assert(r1.loss_first == curve[0]);
+    ck_assert(fabs(r1.loss_first - log(12.0)) < 0.1); /* near uniform at the start */
+    ck_assert_msg(r1.loss_last < 0.5 * r1.loss_first, "loss %g -> %g", r1.loss_first,
+                  r1.loss_last);
+    ck_assert(memcmp(asec_model_params(m1), asec_model_params(m2),
+                     asec_model_param_count(m1) * sizeof(double)) == 0);
+    /* Zero steps leave the model alone. */
+    o.steps = 0;
+    ck_assert_int_eq(asec_copyright_engine_train(m2, &r2, NULL, tok, N, &o, g2), ASEC_OK);
+    ck_assert_uint_eq(r2.steps, 0);
+    ck_assert(isnan(r2.loss_first) && isnan(r2.loss_last));
+    asec_rng_free(g1);
+    asec_rng_free(g2);
+    asec_model_free(m1);
+    asec_model_free(m2);
+}
+END_TEST
+
+START_TEST(test_engine_corpus_tau_grows)
+{
+    /* The corpus instance, small: 2048 KJV training tokens over <unk> + 63
+     * words, a 1-block engine (C 16, T 3) trained 150 steps, the head
+     * refitted on its features with a quarter of the rows copyrighted
+     * (passages 1 and 5 of 8); tau strictly increases with gamma and the
+     * loss on the other rows changes much less than L_1. */
+    enum { NTOK = 2048, T = 3, C = 16, V = 64, N = NTOK - T };
+    static const double gammas[] = {0.0, 0.5, 2.0};
+    asec_data *dt = NULL;
+    asec_model_arch a;
+    asec_model *m = NULL;
+    asec_rng *r;
+    asec_copyright_engine_options o = ASEC_COPYRIGHT_ENGINE_OPTIONS_INIT;
+    asec_copyright_engine_result er;
+    asec_copyright_lm_options lo = ASEC_COPYRIGHT_LM_OPTIONS_INIT;
+    static int64_t tok[NTOK];
+    static double x[(N + 1) * (C + 1)], w[V * (C + 1)];
+    static unsigned char cp[N];
+    double prev = -INFINITY, l1[3], l2[3];
+
+    ck_assert_int_eq(asec_data_load(&dt, ASEC_TEST_DATADIR, "kjv", "train"), ASEC_OK);
+    for (size_t i = 0; i < NTOK; i++)
+        tok[i] = dt->tokens[i] < V ? dt->tokens[i] : 0;
+    asec_data_free(dt);
+    ck_assert_int_eq(asec_model_arch_default(&a, ASEC_MODEL_TEXT), ASEC_OK);
+    a.vocab = a.classes = V;
+    a.channels = C;
+    a.layers = 1;
+    a.heads = 2;
+    a.mlp_hidden = 4 * C;
+    a.seq_len = T;
+    ck_assert_int_eq(asec_model_alloc(&m, &a), ASEC_OK);
+    ck_assert_int_eq(asec_rng_alloc_seeded(&r, 1, "check_copyright/corpus"), ASEC_OK);
+    asec_model_init_params(m, r);
+    o.steps = 150;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &er, NULL, tok, NTOK, &o, r), ASEC_OK);
+    ck_assert(er.loss_last < er.loss_first - 1.0);
+    ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, NTOK), ASEC_OK);
+    for (size_t i = 0; i < N; i++) {
+        size_t doc = (i + T) / 256;
+        cp[i] = doc == 1 || doc == 5;
+    }
+    lo.max_iter = 60;
+    for (size_t g = 0; g < 3; g++) {
+        asec_copyright_lm p = ASEC_COPYRIGHT_LM_INIT;
+        asec_copyright_lm_result res;
+
+        p.x = asec_mat_view(x, N, C + 1);
+        p.y = tok + T;
+        p.cp = cp;
+        p.classes = V;
+        p.gamma = gammas[g];
+        p.lambda = 1e-4;
+        memset(w, 0, sizeof w);
+        ck_assert_int_eq(asec_copyright_lm_fit(w, &res, &p, &lo), ASEC_OK);
+        ck_assert_msg(res.losses.tau > prev, "gamma %g: tau %g <= %g", gammas[g],
+                      res.losses.tau, prev);
+        prev = res.losses.tau;
+        l1[g] = res.losses.l1;
+        l2[g] = res.losses.l2;
+    }
+    ck_assert_msg(fabs(l2[2] - l2[0]) < 0.5 * (l1[2] - l1[0]), "L1 %g -> %g, L2 %g -> %g",
+                  l1[0], l1[2], l2[0], l2[2]);
+    asec_rng_free(r);
+    asec_model_free(m);
+}
+END_TEST
+
+START_TEST(test_engine_errors)
+{
+    enum { N = 40 };
+    int64_t tok[N];
+    double x[(N - 2) * 9];
+    asec_model *m = engine_model(1, 1), *nc = engine_model(1, 0), *vit = NULL;
+    asec_model_arch a;
+    asec_copyright_engine_options o = ASEC_COPYRIGHT_ENGINE_OPTIONS_INIT;
+    asec_copyright_engine_result r;
+    asec_rng *g;
+
+    engine_stream(tok, N);
+    o.steps = 2;
+    ck_assert_int_eq(asec_rng_alloc_seeded(&g, 1, "check_copyright/errors"), ASEC_OK);
+    ck_assert_int_eq(asec_model_arch_default(&a, ASEC_MODEL_VIT), ASEC_OK);
+    ck_assert_int_eq(asec_model_alloc(&vit, &a), ASEC_OK);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_OK);
+    /* Options: version, batch 0, lr <= 0, beta out of [0, 1), eps <= 0. */
+    o.version = 2;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    o.version = ASEC_COPYRIGHT_ENGINE_OPTIONS_VERSION;
+    o.batch = 0;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    o.batch = 4;
+    o.lr = 0;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    o.lr = 1e-3;
+    o.beta2 = 1.0;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    o.beta2 = 0.999;
+    o.eps = 0;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    o.eps = 1e-8;
+    /* Models: not causal, not text. */
+    ck_assert_int_eq(asec_copyright_engine_train(nc, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(vit, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_features(x, nc, tok, N), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_features(x, vit, tok, N), ASEC_EINVAL);
+    /* Too few tokens (T + 1 to train, T for features), a token >= V. */
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, 3, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, 2), ASEC_EINVAL);
+    tok[2] = 12;
+    ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, N), ASEC_EINVAL);
+    o.batch = 64; /* every start drawn: the bad token is met */
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    asec_rng_free(g);
+    asec_model_free(m);
+    asec_model_free(nc);
+    asec_model_free(vit);
+}
+END_TEST
+
+START_TEST(test_engine_oom)
+{
+    enum { N = 60 };
+    int64_t tok[N];
+    double x[(N - 2) * 9];
+    long n;
+
+    engine_stream(tok, N);
+    for (n = 0;; n++) {
+        asec_model *m = engine_model(2, 1);
+        asec_copyright_engine_options o = ASEC_COPYRIGHT_ENGINE_OPTIONS_INIT;
+        asec_copyright_engine_result r;
+        asec_rng *g;
+        int rc;
+
+        ck_assert_int_eq(asec_rng_alloc_seeded(&g, 1, "check_copyright/oom"), ASEC_OK);
+        o.steps = 2;
+        o.batch = 4;
+        asec_debug_fail_alloc(n);
+        rc = asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g);
+        if (rc == ASEC_OK)
+            rc = asec_copyright_engine_features(x, m, tok, N);
+        asec_debug_fail_alloc(-1);
+        asec_rng_free(g);
+        asec_model_free(m);
+        if (rc == ASEC_OK)
+            break;
+        ck_assert_msg(rc == ASEC_ENOMEM, "n=%ld: %d %s", n, rc, asec_errmsg());
+        ck_assert_int_lt(n, 1000);
+    }
+    ck_assert_int_ge(n, 4);
+}
+END_TEST
+
 static Suite *
 copyright_suite(void)
 {
@@ -902,11 +1183,16 @@ copyright_suite(void)
     tcase_add_test(tg, test_lm_gradcheck);
     tcase_add_test(tc, test_lm_fit_tau_grows);
     tcase_add_test(tc, test_regen_known);
+    tcase_add_test(tr, test_engine_features_are_hidden_states);
+    tcase_add_test(tc, test_engine_train);
+    tcase_add_test(tc, test_engine_corpus_tau_grows);
     tcase_set_timeout(tc, 60);
     tcase_add_test(te, test_errors);
     tcase_add_test(te, test_lm_errors);
+    tcase_add_test(te, test_engine_errors);
     tcase_add_test(to, test_oom);
     tcase_add_test(to, test_lm_oom);
+    tcase_add_test(to, test_engine_oom);
     tcase_set_timeout(to, 60);
     suite_add_tcase(s, tr);
     suite_add_tcase(s, tg);

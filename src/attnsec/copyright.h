@@ -55,6 +55,7 @@
 
 #include <attnsec/common.h>
 #include <attnsec/mat.h>
+#include <attnsec/model.h>
 #include <attnsec/rng.h>
 
 ASEC_BEGIN_DECLS
@@ -390,6 +391,65 @@ ASEC_API int asec_copyright_regen(size_t *hits, size_t *total, const int64_t *to
                                   const unsigned char *selected, size_t n, size_t prefix,
                                   int64_t skip, asec_copyright_next_fn next, void *ctx)
     ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 3, 5, 11);
+
+/* --------------------------------------- context features from the engine */
+
+/* The demonstration's context features (issue #10): a causal text
+ * transformer m (asec_model(3): kind text, causal, pooling none, vocabulary
+ * V and K = V classes, T = arch.seq_len tokens of context) trained briefly
+ * for next-token prediction on a token stream, then frozen; the feature
+ * row of a context of T tokens is [1, h] (d = C + 1), h the final hidden
+ * state at its last token: after the final LayerNorm, before the head. */
+
+typedef struct asec_copyright_engine_options {
+    unsigned int version; /* ASEC_COPYRIGHT_ENGINE_OPTIONS_VERSION */
+    size_t steps;         /* Adam steps (0: leave m as it is); default 300 */
+    size_t batch;         /* windows of T + 1 tokens per step, >= 1; 32 */
+    double lr;            /* Adam step size > 0; 3e-3 */
+    double beta1, beta2;  /* moment decays in [0, 1); 0.9, 0.999 */
+    double eps;           /* > 0; 1e-8 */
+} asec_copyright_engine_options;
+
+#define ASEC_COPYRIGHT_ENGINE_OPTIONS_VERSION 1
+#define ASEC_COPYRIGHT_ENGINE_OPTIONS_INIT                                             \
+    { ASEC_COPYRIGHT_ENGINE_OPTIONS_VERSION, 300, 32, 3e-3, 0.9, 0.999, 1e-8 }
+
+typedef struct asec_copyright_engine_result {
+    size_t steps;      /* steps taken */
+    double loss_first; /* mean next-token cross-entropy of the first batch,
+                          before any update (NaN when steps == 0) */
+    double loss_last;  /* mean of the batch losses of the last
+                          max(1, steps / 10) steps (NaN when steps == 0) */
+} asec_copyright_engine_result;
+
+/* Train m in place from its current parameters (initialise them first,
+ * asec_model_init_params()) by Adam with bias correction on the exact
+ * gradient of the mean token cross-entropy (asec_model_grad()).  Each step
+ * draws batch windows at uniform starts s in [0, ntok - T) from rng
+ * (borrowed; seeded or secure): inputs tokens[s .. s+T), labels
+ * tokens[s+1 .. s+T+1).  curve (steps doubles, may be NULL) receives each
+ * step's batch loss.  Returns ASEC_OK, ASEC_EINVAL (bad options, m not a
+ * causal text model with pooling none, ntok < T + 1, a token outside
+ * [0, V)), ASEC_ENUMERIC (a non-finite loss; m keeps the parameters of
+ * the step before) or ASEC_ENOMEM.  Allocates 2 P doubles of Adam state
+ * and 2 batch T int64s, plus the model's activation arenas. */
+ASEC_API int asec_copyright_engine_train(asec_model *m, asec_copyright_engine_result *res,
+                                         double *curve, const int64_t *tokens,
+                                         size_t ntok,
+                                         const asec_copyright_engine_options *opts,
+                                         asec_rng *rng)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 4, 7);
+
+/* Features of every context of T consecutive tokens of tokens (ntok >= T):
+ * row s of x ((ntok - T + 1) x (C + 1), row-major) is [1, h] for the
+ * context tokens[s .. s+T), so row s predicts tokens[s + T].  m is read,
+ * not changed.  Returns ASEC_OK, ASEC_EINVAL (m not a causal text model
+ * with pooling none, ntok < T, a token outside [0, V)) or ASEC_ENOMEM.
+ * Allocates a copy of m with a C x C identity head and activations for
+ * 256 windows at a time. */
+ASEC_API int asec_copyright_engine_features(double *x, asec_model *m,
+                                            const int64_t *tokens, size_t ntok)
+    ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 3);
 
 ASEC_END_DECLS
 

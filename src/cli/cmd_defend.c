@@ -20,10 +20,11 @@
 #include "attnsec/copyright.h"
 #include "attnsec/io.h"
 #include "cli.h"
+#include "cmd_defend_copyright.h"
 #include "commands.h"
 
 /* Longest sweep list accepted by --gamma and --proportion. */
-#define MAX_SWEEP 64
+#define MAX_SWEEP COPYRIGHT_MAX_GAMMA
 
 const struct cli_method cmd_defend_methods[] = {
     {"copyright", cmd_defend_copyright,
@@ -75,9 +76,9 @@ copyright_help(void)
         "  -h, --help              display this help and exit\n"
         "  -V, --version           output version information and exit\n"
         "Corpus demonstration (details: --corpus --help):\n"
-        "      --corpus            next-token copyright regression on the KJV corpus,\n"
-        "                            with --copyright-fraction, --doc-len, --max-tokens,\n"
-        "                            --vocab, --context, --embed-dim, --ngram, --lambda\n"
+        "      --corpus            next-token copyright regression on the KJV corpus\n"
+        "                            over the features of a trained transformer, with\n"
+        "                            --copyright-fraction, --context, --engine-steps, ...\n"
         "\n"
         "For the softmax family the targets of the copyrighted rows (and of the other\n"
         "rows) are renormalised to sum to 1, since softmax is taken over each subset.\n"
@@ -86,10 +87,11 @@ copyright_help(void)
         "Full documentation: attnsec-defend(1).\n");
 }
 
-/* Parse a comma-separated list of doubles in [lo, hi]. */
-static int
-parse_list(const char *opt, const char *text, double lo, double hi, double *out,
-           size_t *n)
+/* ------------------------------------- shared with cmd_defend_corpus.c */
+
+int
+copyright_parse_list(const char *opt, const char *text, double lo, double hi,
+                     double *out, size_t *n)
 {
     char buf[1024], *save = NULL, *tok;
 
@@ -108,6 +110,83 @@ parse_list(const char *opt, const char *text, double lo, double hi, double *out,
         return cli_usage_error("%s: empty list", opt);
     return 0;
 }
+
+int
+copyright_common_option(struct copyright_common *o, int c, const char *arg, int *status)
+{
+    *status = EXIT_USAGE;
+    switch (c) {
+    case 'o':
+        o->outdir = arg;
+        return 1;
+    case COPYRIGHT_OPT_JSON:
+        o->json = 1;
+        return 1;
+    case 'g':
+        return copyright_parse_list("--gamma", arg, 0.0, HUGE_VAL, o->gammas, &o->ngamma)
+                   ? -1 : 1;
+    case COPYRIGHT_OPT_BETA:
+        return cli_parse_double("--beta-c", arg, 0.0, HUGE_VAL, &o->beta_c) ? -1 : 1;
+    case COPYRIGHT_OPT_MAXIT:
+        return cli_parse_size("--max-iter", arg, 1, 100000, &o->max_iter) ? -1 : 1;
+    case 's':
+        return cli_parse_u64("--seed", arg, &o->seed) ? -1 : 1;
+    case 'q':
+        cli_verbosity = 0;
+        return 1;
+    case 'v':
+        cli_verbosity = 2;
+        return 1;
+    case 'h':
+        o->help();
+        *status = EXIT_OK;
+        return -1;
+    case 'V':
+        *status = cli_print_version();
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+int
+copyright_unknown_option(char **argv, const char *mode)
+{
+    if (optopt != 0 && optopt < 256)
+        return cli_usage_error("unknown option '-%c'", optopt);
+    return cli_usage_error("unknown option '%s'%s", argv[optind - 1], mode);
+}
+
+int
+copyright_common_finish(const struct copyright_common *o, int argc, char **argv)
+{
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->outdir == NULL)
+        return cli_usage_error("--output is required");
+    return 0;
+}
+
+int
+copyright_report_begin(asec_report **rep, const struct copyright_common *o,
+                       const asec_rng *rng, int argc, char **argv)
+{
+    int rc;
+
+    if ((rc = asec_afile_mkdirs(o->outdir)) != ASEC_OK ||
+        (rc = asec_report_alloc(rep, "defend copyright", argc, argv)) != ASEC_OK ||
+        (rc = asec_report_set_rng(*rep, rng)) != ASEC_OK ||
+        (rc = asec_report_set_num(*rep, "config.beta_c", o->beta_c)) != ASEC_OK ||
+        (rc = asec_report_set_int(*rep, "config.max_iter", (long long)o->max_iter)) !=
+            ASEC_OK)
+        return cli_fail(rc);
+    for (size_t g = 0; g < o->ngamma; g++)
+        if ((rc = asec_report_append_num(*rep, "config.gamma", o->gammas[g])) != ASEC_OK)
+            return cli_fail(rc);
+    return 0;
+}
+
+/* ---------------------------------------------------- copyright on .npy */
 
 /* Load a .npy file as doubles and check its rank; *out is owned by the
  * caller (asec_io_file_free).  Returns an exit status. */
@@ -160,8 +239,8 @@ int
 cmd_defend_copyright(int argc, char **argv)
 {
     enum {
-        OPT_WEIGHT = 256, OPT_JSON, OPT_FAMILY, OPT_PROPORTION, OPT_BETA, OPT_SOLVER,
-        OPT_SKEPS, OPT_SKC, OPT_MAXIT, OPT_TOL
+        OPT_WEIGHT = 256, OPT_FAMILY, OPT_PROPORTION, OPT_SOLVER, OPT_SKEPS, OPT_SKC,
+        OPT_TOL
     };
     static const struct option longopts[] = {
         {"design", required_argument, NULL, 'A'},
@@ -169,30 +248,22 @@ cmd_defend_copyright(int argc, char **argv)
         {"mask", required_argument, NULL, 'm'},
         {"weights", required_argument, NULL, 'w'},
         {"weight", required_argument, NULL, OPT_WEIGHT},
-        {"output", required_argument, NULL, 'o'},
-        {"json", no_argument, NULL, OPT_JSON},
         {"family", required_argument, NULL, OPT_FAMILY},
-        {"gamma", required_argument, NULL, 'g'},
         {"proportion", required_argument, NULL, OPT_PROPORTION},
-        {"beta-c", required_argument, NULL, OPT_BETA},
         {"solver", required_argument, NULL, OPT_SOLVER},
         {"sketch-eps", required_argument, NULL, OPT_SKEPS},
         {"sketch-c", required_argument, NULL, OPT_SKC},
-        {"max-iter", required_argument, NULL, OPT_MAXIT},
         {"tol", required_argument, NULL, OPT_TOL},
-        {"seed", required_argument, NULL, 's'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        COPYRIGHT_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
+    struct copyright_common co = {
+        NULL, 0, {0, 0.1, 0.2, 0.3, 0.4, 0.5}, 6, 0.0, 100, 0, copyright_help};
     const char *path_a = NULL, *path_b = NULL, *path_m = NULL, *path_w = NULL;
-    const char *outdir = NULL;
-    double gammas[MAX_SWEEP] = {0, 0.1, 0.2, 0.3, 0.4, 0.5}, props[MAX_SWEEP];
-    size_t ngamma = 6, nprop = 0, n, d, nruns, maxrec = 0;
-    double weight = 1.0, beta_c = 0.0;
-    int json = 0, status = EXIT_OK, rc, c;
-    uint64_t seed = 0;
+    const char *outdir;
+    double *gammas = co.gammas, props[MAX_SWEEP];
+    size_t ngamma, nprop = 0, n, d, nruns, maxrec = 0;
+    double weight = 1.0, beta_c;
+    int json, status = EXIT_OK, rc, c;
     asec_copyright_family family = ASEC_COPYRIGHT_SOFTMAX;
     asec_copyright_options opts = ASEC_COPYRIGHT_OPTIONS_INIT;
     asec_io_file *fa = NULL, *fb = NULL, *fm = NULL, *fw = NULL;
@@ -210,7 +281,8 @@ cmd_defend_copyright(int argc, char **argv)
         if (strcmp(argv[i], "--corpus") == 0)
             return cmd_defend_copyright_corpus(argc, argv);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+A:b:m:w:o:g:s:qvhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+A:b:m:w:" COPYRIGHT_COMMON_SHORTOPTS, longopts,
+                            NULL)) != -1) {
         switch (c) {
         case 'A':
             path_a = optarg;
@@ -228,30 +300,16 @@ cmd_defend_copyright(int argc, char **argv)
             if (cli_parse_double("--weight", optarg, 0.0, HUGE_VAL, &weight) != 0)
                 return EXIT_USAGE;
             break;
-        case 'o':
-            outdir = optarg;
-            break;
-        case OPT_JSON:
-            json = 1;
-            break;
         case OPT_FAMILY:
             if (asec_copyright_family_parse(&family, optarg) != ASEC_OK)
                 return cli_usage_error("--family: unknown family '%s'", optarg);
             break;
-        case 'g':
-            if (parse_list("--gamma", optarg, 0.0, HUGE_VAL, gammas, &ngamma) != 0)
-                return EXIT_USAGE;
-            break;
         case OPT_PROPORTION:
-            if (parse_list("--proportion", optarg, 0.0, 1.0, props, &nprop) != 0)
+            if (copyright_parse_list("--proportion", optarg, 0.0, 1.0, props, &nprop) != 0)
                 return EXIT_USAGE;
             for (size_t i = 0; i < nprop; i++)
                 if (!(props[i] > 0.0 && props[i] < 1.0))
                     return cli_usage_error("--proportion: %g is not in (0, 1)", props[i]);
-            break;
-        case OPT_BETA:
-            if (cli_parse_double("--beta-c", optarg, 0.0, HUGE_VAL, &beta_c) != 0)
-                return EXIT_USAGE;
             break;
         case OPT_SOLVER:
             if (asec_copyright_method_parse(&opts.method, optarg) != ASEC_OK)
@@ -266,43 +324,32 @@ cmd_defend_copyright(int argc, char **argv)
             if (cli_parse_double("--sketch-c", optarg, 1e-6, 1e6, &opts.sketch_c) != 0)
                 return EXIT_USAGE;
             break;
-        case OPT_MAXIT:
-            if (cli_parse_size("--max-iter", optarg, 1, 100000, &opts.max_iter) != 0)
-                return EXIT_USAGE;
-            break;
         case OPT_TOL:
             if (cli_parse_double("--tol", optarg, 0.0, HUGE_VAL, &opts.tol_grad) != 0)
                 return EXIT_USAGE;
             break;
-        case 's':
-            if (cli_parse_u64("--seed", optarg, &seed) != 0)
-                return EXIT_USAGE;
-            break;
-        case 'q':
-            cli_verbosity = 0;
-            break;
-        case 'v':
-            cli_verbosity = 2;
-            break;
-        case 'h':
-            copyright_help();
-            return EXIT_OK;
-        case 'V':
-            return cli_print_version();
         default:
-            if (optopt != 0 && optopt < 256)
-                return cli_usage_error("unknown option '-%c'", optopt);
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            switch (copyright_common_option(&co, c, optarg, &status)) {
+            case 1:
+                break;
+            case 0:
+                return copyright_unknown_option(argv, "");
+            default:
+                return status;
+            }
         }
     }
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if ((status = copyright_common_finish(&co, argc, argv)) != 0)
+        return status;
     if (path_a == NULL || path_b == NULL)
         return cli_usage_error("--design and --target are required");
     if ((path_m == NULL) == (nprop == 0))
         return cli_usage_error("give exactly one of --mask and --proportion");
-    if (outdir == NULL)
-        return cli_usage_error("--output is required");
+    outdir = co.outdir;
+    json = co.json;
+    ngamma = co.ngamma;
+    beta_c = co.beta_c;
+    opts.max_iter = co.max_iter;
 
     /* Inputs. */
     if ((status = load_npy(&fa, &ta, path_a, 2)) != EXIT_OK)
@@ -375,28 +422,22 @@ cmd_defend_copyright(int argc, char **argv)
             goto done;
         }
     }
-    if ((rc = asec_rng_alloc_seeded(&rng, seed, "defend/copyright")) != ASEC_OK) {
+    if ((rc = asec_rng_alloc_seeded(&rng, co.seed, "defend/copyright")) != ASEC_OK) {
         status = report_fail(rc);
         goto done;
     }
-    if ((rc = asec_afile_mkdirs(outdir)) != ASEC_OK
-        || (rc = asec_report_alloc(&rep, "defend copyright", argc, argv)) != ASEC_OK) {
-        status = report_fail(rc);
+    if ((status = copyright_report_begin(&rep, &co, rng, argc, argv)) != EXIT_OK)
         goto done;
-    }
     /* Provenance and configuration. */
     if ((rc = asec_report_add_input(rep, path_a)) || (rc = asec_report_add_input(rep, path_b))
         || (path_m && (rc = asec_report_add_input(rep, path_m)))
         || (path_w && (rc = asec_report_add_input(rep, path_w)))
-        || (rc = asec_report_set_rng(rep, rng))
         || (rc = asec_report_set_str(rep, "config.family", asec_copyright_family_name(family)))
         || (rc = asec_report_set_str(rep, "config.solver",
                                      asec_copyright_method_name(opts.method)))
         || (rc = asec_report_set_int(rep, "config.n", (long long)n))
         || (rc = asec_report_set_int(rep, "config.d", (long long)d))
-        || (rc = asec_report_set_num(rep, "config.beta_c", beta_c))
         || (rc = asec_report_set_num(rep, "config.tol_grad", opts.tol_grad))
-        || (rc = asec_report_set_int(rep, "config.max_iter", (long long)opts.max_iter))
         || (rc = asec_report_set_num(rep, "config.sketch_eps", opts.sketch_eps))
         || (rc = asec_report_set_num(rep, "config.sketch_c", opts.sketch_c))
         || (rc = asec_report_set_str(rep, "config.regulariser",
@@ -409,11 +450,6 @@ cmd_defend_copyright(int argc, char **argv)
         status = report_fail(rc);
         goto done;
     }
-    for (size_t g = 0; g < ngamma; g++)
-        if ((rc = asec_report_append_num(rep, "config.gamma", gammas[g])) != ASEC_OK) {
-            status = report_fail(rc);
-            goto done;
-        }
     for (size_t q = 0; q < nprop; q++)
         if ((rc = asec_report_append_num(rep, "config.proportion", props[q])) != ASEC_OK) {
             status = report_fail(rc);
