@@ -784,6 +784,23 @@ asec_dlg_result_free(asec_dlg_result *r)
     asec__free(r);
 }
 
+size_t
+asec_dlg_suggest_restarts(const asec_model *m, size_t B, size_t T)
+{
+    const asec_model_arch *a = asec_model_get_arch(m);
+    size_t N, r, u;
+
+    if (a->kind != ASEC_MODEL_ATTN_REGRESSION)
+        return 64;
+    // unknowns of a start: B T tokens in the span (r = B T < C) or in R^C
+    if (asec__mul_size(B, asec_model_tokens(m, T), &N) != 0)
+        return 64;
+    r = N < a->channels ? N : a->channels;
+    if (asec__mul_size(N, r, &u) != 0 || u > 1024)
+        return 64;
+    return u <= 64 ? 1024 : 65536 / u;
+}
+
 static int
 check_options(const asec_dlg_options *o)
 {

@@ -57,7 +57,7 @@ time_steps(const asec_data *tr, size_t B, double sigma, double clip, int ideal)
         o.sigma = sigma;
         o.clip = clip;
         o.idealized = ideal;
-        o.chunk = 0; /* the default, 64 */
+        o.chunk = 0; /* the default: 4 rows (1 MiB) on this model */
         if (asec_model_arch_default(&a, ASEC_MODEL_VIT) != ASEC_OK ||
             asec_model_alloc(&m, &a) != ASEC_OK ||
             asec_rng_alloc_seeded(&r, 1, "bench") != ASEC_OK) {

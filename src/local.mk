@@ -76,6 +76,8 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_account.c \
 	%reldir%/cli/cmd_batch.c \
 	%reldir%/cli/cmd_audit.c \
+	%reldir%/cli/cmd_audit_text.c \
+	%reldir%/cli/audit.h \
 	%reldir%/printable.h \
 	%reldir%/printable.c
 %canon_reldir%_cli_attnsec_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)

@@ -5,13 +5,15 @@
  * twice: on GMP integers (the reference) and on 64/128-bit integers (the
  * fast path).  Both draw from the stream in exactly the same order, so
  * they return the same samples from the same stream; check_noise tests
- * that sample for sample.  Every random integer goes through unif_*() and
- * every fair bit through src_bit(), the single places where bytes become
+ * that sample for sample.  Every random bit goes through src_bit() or
+ * src_bits(), fed by src_word(), the single places where bytes become
  * numbers (the construction is in attnsec/noise.h).
  *
- * Rationals are kept as numerator/denominator pairs without reduction;
- * both paths use the same unreduced pairs, which matters because the
- * denominators are the ranges of the uniform draws.
+ * A Bernoulli(n/m) trial compares fair bits with the binary expansion of
+ * n/m and stops at the first difference (bern64/bern_fast/bern_gmp): two
+ * bits per trial on average instead of a whole uniform integer, with
+ * exactly the same distribution.  The expansion depends on the value n/m
+ * only, so unreduced pairs are fine.
  */
 #include "config.h"
 
@@ -39,15 +41,22 @@ __extension__ typedef unsigned __int128 u128;
 
 /* ------------------------------------------------------------ the source */
 
-/* The random source shared by both paths: the stream, a buffer of fair
- * bits, and GMP temporaries created on first use.  Temporaries are named
- * after their role; each function's comment says which it clobbers. */
+/* Words fetched from the stream at once (asec_rng_bytes, little-endian
+ * decoding: the same words as that many asec_rng_u64() calls). */
+#define SRC_WORDS 8
+
+/* The random source shared by both paths: the stream, a buffer of words
+ * and a buffer of fair bits, and GMP temporaries created on first use.
+ * Temporaries are named after their role; each function's comment says
+ * which it clobbers. */
 struct src {
     asec_rng *rng;
-    uint64_t bits;
-    unsigned nbits;
+    uint64_t bits;  /* unused fair bits, the next one at the top */
+    unsigned nbits; /* how many */
+    unsigned widx;  /* next unused word of buf; SRC_WORDS: empty */
+    uint64_t buf[SRC_WORDS];
     int gmp_ready;
-    mpz_t tmp, u;     /* unif_gmp: scratch and result */
+    mpz_t tmp, u;     /* bern_gmp: scratch and remainder */
     mpz_t k, m;       /* bexp1_gmp: trial counter and d * k */
     mpz_t q, r, one;  /* bexp_gmp: floor(gamma), remainder; the constant 1 */
     mpz_t lu, lv, lx; /* dlap_gmp: U, V, X of CKS20 Alg. 2 */
@@ -60,7 +69,10 @@ src_init(struct src *s, asec_rng *rng)
 {
     memset(s, 0, sizeof *s);
     s->rng = rng;
+    s->widx = SRC_WORDS;
 }
+
+static void exp1_check(struct src *s);
 
 static void
 src_gmp(struct src *s)
@@ -71,6 +83,7 @@ src_gmp(struct src *s)
               s->gb, s->gt, s->gn, s->gd, s->gy, s->gabs, s->fr, s->fd, NULL);
     mpz_set_ui(s->one, 1);
     s->gmp_ready = 1;
+    exp1_check(s);
 }
 
 static void
@@ -81,24 +94,73 @@ src_done(struct src *s)
                    s->ga, s->gb, s->gt, s->gn, s->gd, s->gy, s->gabs, s->fr, s->fd, NULL);
     /* Unused random bits are secret: wipe them. */
     sodium_memzero(&s->bits, sizeof s->bits);
+    sodium_memzero(s->buf, sizeof s->buf);
     s->nbits = 0;
+    s->widx = SRC_WORDS;
     s->gmp_ready = 0;
 }
 
-/* A fair bit: the next bit of the buffer, least significant first. */
-static unsigned
+/* The next 64-bit word of the stream. */
+static uint64_t
+src_word(struct src *s)
+{
+    if (s->widx == SRC_WORDS) {
+        asec_rng_bytes(s->rng, s->buf, sizeof s->buf);
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+        for (unsigned i = 0; i < SRC_WORDS; i++) {
+            const unsigned char *p = (const unsigned char *)&s->buf[i];
+            uint64_t w = 0;
+
+            for (int j = 7; j >= 0; j--)
+                w = (w << 8) | p[j];
+            s->buf[i] = w;
+        }
+#endif
+        s->widx = 0;
+    }
+    return s->buf[s->widx++];
+}
+
+/* A fair bit: the next bit of the buffer, most significant first. */
+static inline unsigned
 src_bit(struct src *s)
 {
     unsigned b;
 
     if (s->nbits == 0) {
-        s->bits = asec_rng_u64(s->rng);
+        s->bits = src_word(s);
         s->nbits = 64;
     }
-    b = (unsigned)(s->bits & 1);
-    s->bits >>= 1;
+    b = (unsigned)(s->bits >> 63);
+    s->bits <<= 1;
     s->nbits--;
     return b;
+}
+
+/* The next b fair bits (1 <= b <= 64) as an integer, the first bit drawn
+ * the most significant. */
+static uint64_t
+src_bits(struct src *s, unsigned b)
+{
+    uint64_t v, w;
+    unsigned h, l;
+
+    if (b <= s->nbits) {
+        v = s->bits >> (64 - b);
+        s->bits = b == 64 ? 0 : s->bits << b;
+        s->nbits -= b;
+        return v;
+    }
+    /* The h < b buffered bits are the high part; l = b - h come from the
+     * top of a fresh word. */
+    h = s->nbits;
+    l = b - h;
+    w = src_word(s);
+    v = h == 0 ? 0 : (s->bits >> (64 - h)) << l;
+    v |= w >> (64 - l);
+    s->bits = l == 64 ? 0 : w << l;
+    s->nbits = 64 - l;
+    return v;
 }
 
 /* ------------------------------------------------------------ GMP glue */
@@ -154,77 +216,111 @@ bitlen128(u128 x)
     return lo == 0 ? 0 : 64 - __builtin_clzll(lo);
 }
 
-/* Uniform on {0, ..., m - 1}, m >= 1 (the construction of noise.h). */
-static u128
-unif_fast(struct src *s, u128 m)
+/* Uniform on {0, ..., m - 1}, 1 <= m <= 2^64 - 1 (both paths): Lemire's
+ * multiply-and-reject on L fair bits x (L = 32 when m < 2^32, else 64):
+ * the high L bits of x m, rejected (and x drawn again) while the low L
+ * bits are below 2^L mod m.  Rejection has probability below m / 2^L, so
+ * the branch is predictable. */
+static uint64_t
+src_unif(struct src *s, uint64_t m)
 {
-    int b;
-
-    if (m == 1)
+    if (m <= 1)
         return 0;
-    if (m <= UINT64_MAX)
-        return asec_rng_bounded(s->rng, (uint64_t)m);
-    b = bitlen128(m - 1); /* 64..128 */
-    for (;;) {
-        u128 x = asec_rng_u64(s->rng);
+    if (m <= UINT32_MAX) {
+        /* The same on 32 fair bits (half the stream). */
+        for (;;) {
+            uint64_t p = src_bits(s, 32) * m;
+            uint32_t lo = (uint32_t)p;
 
-        if (b > 64) {
-            uint64_t hi = asec_rng_u64(s->rng);
-
-            if (b < 128)
-                hi &= ((uint64_t)1 << (b - 64)) - 1;
-            x |= (u128)hi << 64;
+            if (lo >= m || lo >= ((uint32_t)0 - (uint32_t)m) % (uint32_t)m)
+                return p >> 32;
         }
-        if (x < m)
-            return x;
     }
-}
-
-/* s->u = uniform on {0, ..., m - 1}, m >= 1.  m must not be s->u or
- * s->tmp.  Clobbers s->tmp. */
-static void
-unif_gmp(struct src *s, const mpz_t m)
-{
-    size_t b, w;
-
-    if (mpz_cmp_ui(m, 1) == 0) {
-        mpz_set_ui(s->u, 0);
-        return;
-    }
-    if (mpz_sizeinbase(m, 2) <= 64) {
-        mpz_set_u64(s->u, asec_rng_bounded(s->rng, mpz_get_u64(m)));
-        return;
-    }
-    mpz_sub_ui(s->tmp, m, 1);
-    b = mpz_sizeinbase(s->tmp, 2);
-    w = (b + 63) / 64;
     for (;;) {
-        mpz_set_ui(s->u, 0);
-        for (size_t i = 0; i < w; i++) {
-            mpz_set_u64(s->tmp, asec_rng_u64(s->rng));
-            mpz_mul_2exp(s->tmp, s->tmp, 64 * i);
-            mpz_add(s->u, s->u, s->tmp);
-        }
-        mpz_fdiv_r_2exp(s->u, s->u, b); /* mask the top word to b bits */
-        if (mpz_cmp(s->u, m) < 0)
-            return;
+        u128 p = (u128)src_bits(s, 64) * m;
+        uint64_t lo = (uint64_t)p;
+
+        if (lo >= m || lo >= ((uint64_t)0 - m) % m)
+            return (uint64_t)(p >> 64);
     }
 }
 
 /* ------------------------------------------------------------ Bernoulli */
 
-/* Bernoulli(n / m), 0 <= n, 1 <= m; certain outcomes draw nothing. */
+/* Bernoulli(n / m) for rationals, by lazy comparison: fair bits are the
+ * binary digits U_1 U_2 ... of a uniform U in [0, 1), and the digits
+ * p_1 p_2 ... of p = n / m come from long division (remainder r: p_i = 1
+ * iff 2 r >= m, written r >= m - r so that nothing overflows).  At the
+ * first i with U_i != p_i, U < p iff p_i = 1; so the result is p_i, and
+ * P(result 1) = P(U < p) = p exactly.  Each digit agrees with probability
+ * 1/2, so 2 bits are used on average, instead of a 64-bit word per trial.
+ * Certain outcomes (n == 0, n >= m) draw nothing. */
+/* Digits compared per block in bern64 (3 measured fastest on x86-64). */
+#define BERN_BLOCK 3
+
+static int
+bern64(struct src *s, uint64_t n, uint64_t m)
+{
+    uint64_t r = n;
+
+    for (;;) {
+        uint64_t D = 0, x;
+        unsigned i;
+
+        if (s->nbits < BERN_BLOCK) {
+            /* Fewer buffered bits than a block: one digit at a time. */
+            uint64_t c = m - r;
+            unsigned d = r >= c;
+
+            r = d ? r - c : r + r; /* r < c: 2 r < m, no overflow */
+            if (src_bit(s) != d)
+                return (int)d;
+            continue;
+        }
+        /* The next BERN_BLOCK digits of n/m without branches, compared
+         * with as many buffered bits at once; only the bits up to the
+         * first difference are used, exactly as digit by digit. */
+        for (int k = 0; k < BERN_BLOCK; k++) {
+            uint64_t c = m - r, d = r >= c;
+
+            r = d ? r - c : r + r;
+            D = (D << 1) | d;
+        }
+        x = (s->bits >> (64 - BERN_BLOCK)) ^ D;
+        if (x != 0) {
+            i = (unsigned)__builtin_clzll(x) - (64 - BERN_BLOCK); /* < BERN_BLOCK */
+            s->bits <<= i + 1;
+            s->nbits -= i + 1;
+            return (int)((D >> (BERN_BLOCK - 1 - i)) & 1);
+        }
+        s->bits <<= BERN_BLOCK;
+        s->nbits -= BERN_BLOCK;
+    }
+}
+
 static int
 bern_fast(struct src *s, u128 n, u128 m)
 {
+    u128 r = n;
+
     if (n == 0)
         return 0;
     if (n >= m)
         return 1;
-    return unif_fast(s, m) < n;
+    if (m <= UINT64_MAX)
+        return bern64(s, (uint64_t)n, (uint64_t)m);
+    for (;;) {
+        u128 c = m - r;
+        unsigned d = r >= c;
+
+        r = d ? r - c : r + r;
+        if (src_bit(s) != d)
+            return (int)d;
+    }
 }
 
-/* As bern_fast.  n, m must not be s->u or s->tmp. */
+/* As bern_fast, on GMP integers.  n, m must not be s->u or s->tmp;
+ * clobbers both. */
 static int
 bern_gmp(struct src *s, const mpz_t n, const mpz_t m)
 {
@@ -232,8 +328,140 @@ bern_gmp(struct src *s, const mpz_t n, const mpz_t m)
         return 0;
     if (mpz_cmp(n, m) >= 0)
         return 1;
-    unif_gmp(s, m);
-    return mpz_cmp(s->u, n) < 0;
+    mpz_set(s->u, n);
+    for (;;) {
+        unsigned d;
+
+        mpz_sub(s->tmp, m, s->u);
+        d = mpz_cmp(s->u, s->tmp) >= 0;
+        if (d)
+            mpz_sub(s->u, s->u, s->tmp);
+        else
+            mpz_mul_2exp(s->u, s->u, 1);
+        if (src_bit(s) != d)
+            return (int)d;
+    }
+}
+
+/* ------------------------------------------------------------ Bernoulli(exp(-1)) */
+
+/* The first EXP1_CACHED binary digits of exp(-1) = 0.0101111000101101...,
+ * most significant first: floor(exp(-1) 2^256) in four words (computed
+ * with exact rationals; src_gmp() checks them against exp1_floor()). */
+#define EXP1_CACHED 256
+static const uint64_t EXP1_DIGITS[4] = {
+    UINT64_C(0x5e2d58d8b3bcdf1a), UINT64_C(0xbadec7829054f90d),
+    UINT64_C(0xda9805aab56c7733), UINT64_C(0x3024b9d0a507daed)};
+
+/* out = floor(exp(-1) 2^N), exactly.  With A = sum_{k<=M} (-1)^k M!/k!,
+ * |exp(-1) - A/M!| < 1/(M+1)! < 1/M!, so floor((A-1) 2^N / M!) and
+ * floor((A+1) 2^N / M!) bracket the answer; more terms are taken until
+ * they agree (exp(-1) is irrational, so they do).  Uses its own GMP
+ * integers. */
+static void
+exp1_floor(mpz_t out, unsigned long N)
+{
+    mpz_t a, p, lo, hi;
+    unsigned long M = N / 4 + 16; /* log2(M!) > N already for every N */
+
+    mpz_inits(a, p, lo, hi, NULL);
+    for (;;) {
+        mpz_set_ui(a, 0);
+        mpz_set_ui(p, 1); /* M!/k! */
+        for (unsigned long k = M;; k--) {
+            if (k % 2 == 0)
+                mpz_add(a, a, p);
+            else
+                mpz_sub(a, a, p);
+            if (k == 0)
+                break;
+            mpz_mul_ui(p, p, k);
+        }
+        mpz_sub_ui(lo, a, 1);
+        mpz_mul_2exp(lo, lo, N);
+        mpz_fdiv_q(lo, lo, p);
+        mpz_add_ui(hi, a, 1);
+        mpz_mul_2exp(hi, hi, N);
+        mpz_fdiv_q(hi, hi, p);
+        if (mpz_cmp(lo, hi) == 0)
+            break;
+        M += 16;
+    }
+    mpz_set(out, lo);
+    mpz_clears(a, p, lo, hi, NULL);
+}
+
+/* The reference path checks the fast path's table of exp(-1) against
+ * exp1_floor() whenever it starts.  Clobbers s->tmp and s->u. */
+static void
+exp1_check(struct src *s)
+{
+    exp1_floor(s->tmp, EXP1_CACHED);
+    for (int w = 3; w >= 0; w--) {
+        mpz_fdiv_r_2exp(s->u, s->tmp, 64);
+        ASEC_ASSERT(mpz_get_u64(s->u) == EXP1_DIGITS[w]);
+        mpz_fdiv_q_2exp(s->tmp, s->tmp, 64);
+    }
+    ASEC_ASSERT(mpz_sgn(s->tmp) == 0);
+}
+
+/* Digits pos+1 .. pos+64 of exp(-1), the first the most significant. */
+static uint64_t
+exp1_window(uint64_t pos)
+{
+    mpz_t z;
+    uint64_t v;
+
+    if (pos + 64 <= EXP1_CACHED) {
+        unsigned w = (unsigned)(pos / 64), o = (unsigned)(pos % 64);
+
+        return o == 0 ? EXP1_DIGITS[w]
+                      : (EXP1_DIGITS[w] << o) | (EXP1_DIGITS[w + 1] >> (64 - o));
+    }
+    /* Past the table: reached with probability 2^-192 or less. */
+    mpz_init(z);
+    exp1_floor(z, (unsigned long)(pos + 64));
+    mpz_fdiv_r_2exp(z, z, 64);
+    v = mpz_get_u64(z);
+    mpz_clear(z);
+    return v;
+}
+
+/* Bernoulli(exp(-1)) by lazy comparison of fair bits with the digits of
+ * exp(-1) (as bern64, with the digits known in advance): the buffered
+ * bits are compared with the matching digits in one XOR, and only the
+ * bits up to the first difference are used (2 on average).  Replaces
+ * CKS20 Alg. 1 at gamma = 1 (e trials of Bernoulli(1/K) on average) in
+ * the geometric loop of Alg. 2 and for the integer part of gamma; the
+ * distribution is the same. */
+static int
+bexp_one(struct src *s)
+{
+    uint64_t pos = 0;
+
+    for (;;) {
+        uint64_t c, x;
+        unsigned nb, i;
+
+        if (s->nbits == 0) {
+            s->bits = src_word(s);
+            s->nbits = 64;
+        }
+        nb = s->nbits;
+        c = exp1_window(pos);
+        x = s->bits ^ c;
+        if (nb < 64)
+            x &= ~(UINT64_MAX >> nb); /* only the nb buffered bits */
+        if (x != 0) {
+            i = (unsigned)__builtin_clzll(x); /* first difference, i < nb */
+            s->bits = i == 63 ? 0 : s->bits << (i + 1);
+            s->nbits = nb - (i + 1);
+            return (int)((c >> (63 - i)) & 1);
+        }
+        pos += nb;
+        s->bits = 0;
+        s->nbits = 0;
+    }
 }
 
 /* CKS20 Alg. 1: Bernoulli(exp(-r/d)) for 0 <= r <= d, d >= 1: count the
@@ -256,21 +484,34 @@ bexp1_gmp(struct src *s, const mpz_t r, const mpz_t d, u128 k0)
 static int
 bexp1_fast(struct src *s, u128 r, u128 d)
 {
-    u128 k = 1;
+    u128 k = 1, m = d; /* m = d K, kept by addition */
 
+    if (d <= UINT64_MAX) {
+        /* The common case (the first step of CKS20 Alg. 2): d K fits 64
+         * bits for every K that occurs in practice. */
+        uint64_t k64 = 1, m64 = (uint64_t)d;
+
+        for (;;) {
+            if (r == 0 || (r < m64 && !bern64(s, (uint64_t)r, m64)))
+                return (int)(k64 & 1);
+            k64++;
+            if (__builtin_add_overflow(m64, (uint64_t)d, &m64))
+                break;
+        }
+        k = k64;
+        m = (u128)k64 * d; /* < 2^128: k64 < 2^64 and d < 2^64 */
+    }
     for (;;) {
-        u128 m;
-
-        if (__builtin_mul_overflow(d, k, &m)) {
+        if (!bern_fast(s, r, m))
+            break;
+        k++;
+        if (__builtin_add_overflow(m, d, &m)) {
             /* d K no longer fits 128 bits: finish on GMP integers. */
             src_gmp(s);
             mpz_set_u128(s->fr, r);
             mpz_set_u128(s->fd, d);
             return bexp1_gmp(s, s->fr, s->fd, k);
         }
-        if (!bern_fast(s, r, m))
-            break;
-        k++;
     }
     return (int)(k & 1);
 }
@@ -284,7 +525,7 @@ bexp_gmp(struct src *s, const mpz_t n, const mpz_t d)
 {
     mpz_fdiv_qr(s->q, s->r, n, d);
     while (mpz_sgn(s->q) > 0) {
-        if (!bexp1_gmp(s, s->one, s->one, 1))
+        if (!bexp_one(s))
             return 0;
         mpz_sub_ui(s->q, s->q, 1);
     }
@@ -294,10 +535,14 @@ bexp_gmp(struct src *s, const mpz_t n, const mpz_t d)
 static int
 bexp_fast(struct src *s, u128 n, u128 d)
 {
-    u128 q = n / d, r = n % d;
+    u128 q = 0, r = n;
 
+    if (n >= d) { /* gamma >= 1: rare for the discrete Gaussian */
+        q = n / d;
+        r = n % d;
+    }
     for (u128 i = 0; i < q; i++)
-        if (!bexp1_fast(s, 1, 1))
+        if (!bexp_one(s))
             return 0;
     return bexp1_fast(s, r, d);
 }
@@ -310,17 +555,17 @@ static int
 dlap_fast(struct src *s, uint64_t t, uint64_t sd, int64_t *out)
 {
     for (;;) {
-        u128 u = unif_fast(s, t), v = 0, x, y;
+        u128 u = src_unif(s, t), v = 0, x, y;
         unsigned b;
 
         if (!bexp1_fast(s, u, t))
             continue;
-        while (bexp1_fast(s, 1, 1))
+        while (bexp_one(s))
             v++;
         /* X = U + t V: geometric with P(X = x) ~ exp(-x / t). */
         if (__builtin_mul_overflow((u128)t, v, &x) || __builtin_add_overflow(x, u, &x))
             ASEC_FAIL(ASEC_ENUMERIC, "discrete Laplace sample overflows 128 bits");
-        y = x / sd;
+        y = sd == 1 ? x : x / sd; /* sd == 1 for the discrete Gaussian */
         b = src_bit(s);
         if (b == 1 && y == 0)
             continue; /* -0 would count zero twice */
@@ -339,12 +584,12 @@ dlap_gmp(struct src *s, const mpz_t t, const mpz_t sd)
     for (;;) {
         unsigned b;
 
-        unif_gmp(s, t);
-        mpz_set(s->lu, s->u);
+        /* t < 2^64: the Laplace scale's numerator, or floor(sigma) + 1. */
+        mpz_set_u64(s->lu, src_unif(s, mpz_get_u64(t)));
         if (!bexp1_gmp(s, s->lu, t, 1))
             continue;
         mpz_set_ui(s->lv, 0);
-        while (bexp1_gmp(s, s->one, s->one, 1))
+        while (bexp_one(s))
             mpz_add_ui(s->lv, s->lv, 1);
         mpz_mul(s->lx, t, s->lv);
         mpz_add(s->lx, s->lx, s->lu);
@@ -436,8 +681,47 @@ dgauss_numer_gmp(struct src *s, const mpz_t a, const mpz_t b, const mpz_t t)
     mpz_mul(s->gn, s->gn, s->gn);
 }
 
+/* gamma of CKS20 Alg. 3 in lowest terms up to a constant factor: with
+ * h = gcd(a, b t), gamma = (|Y| b t - a)^2 / (2 a b t^2)
+ *                        = (|Y| bt_h - a_h)^2 / (2 a_h bt_h t),
+ * a_h = a / h, bt_h = b t / h.  The same rational, so the same digits in
+ * the lazy comparisons and the same samples; but when the caller makes
+ * sigma^2 a multiple of t (asec_dpsgd does), the denominator 2 a t is
+ * about 2^41 instead of 2^81 and every trial runs on 64-bit integers. */
+struct dgauss_red {
+    uint64_t a_h;
+    u128 bt_h;
+    u128 den_h; /* 2 a_h bt_h t <= 2 a b t^2 */
+};
+
+static uint64_t
+gcd64(uint64_t x, uint64_t y)
+{
+    while (y != 0) {
+        uint64_t r = x % y;
+
+        x = y;
+        y = r;
+    }
+    return x;
+}
+
+static struct dgauss_red
+dgauss_reduce(uint64_t a, uint64_t b, uint64_t t)
+{
+    struct dgauss_red r;
+    u128 bt = (u128)b * t; /* b < 2^64, t <= 2^32 + 1 */
+    uint64_t h = gcd64(a, (uint64_t)(bt % a));
+
+    r.a_h = a / h;
+    r.bt_h = bt / h;
+    r.den_h = 2 * (u128)r.a_h * r.bt_h * t; /* divides 2 a b t^2 <= 2^120 */
+    return r;
+}
+
 static int
-dgauss_fast(struct src *s, uint64_t a, uint64_t b, uint64_t t, u128 den, int64_t *out)
+dgauss_fast(struct src *s, uint64_t a, uint64_t b, uint64_t t, u128 den,
+            const struct dgauss_red *red, int64_t *out)
 {
     for (;;) {
         int64_t y;
@@ -448,10 +732,14 @@ dgauss_fast(struct src *s, uint64_t a, uint64_t b, uint64_t t, u128 den, int64_t
         ASEC_TRY(dlap_fast(s, t, 1, &y));
         ay = y < 0 ? (uint64_t)0 - (uint64_t)y : (uint64_t)y;
         diff = (u128)UINT64_MAX + 1; /* "does not fit" */
-        if (!__builtin_mul_overflow((u128)ay * b, (u128)t, &p))
-            diff = p >= a ? p - a : a - p;
+        if (red->bt_h <= UINT64_MAX) /* the product fits 128 bits */
+            p = (u128)ay * (uint64_t)red->bt_h;
+        else if (__builtin_mul_overflow((u128)ay, red->bt_h, &p))
+            p = (u128)0 - 1; /* "does not fit" below */
+        if (p != (u128)0 - 1)
+            diff = p >= red->a_h ? p - red->a_h : red->a_h - p;
         if (diff <= UINT64_MAX) {
-            accept = bexp_fast(s, diff * diff, den);
+            accept = bexp_fast(s, diff * diff, red->den_h);
         } else {
             /* |Y| far in the tail (beyond ~2^64 / (b t)): gamma's
              * numerator needs more than 128 bits.  Same draws on GMP. */
@@ -595,8 +883,10 @@ asec_noise_dgauss(int64_t *out, size_t n, asec_rng *rng, uint64_t sigma2_num,
             rc = mpz_to_i64(s.gy, &out[i], "discrete Gaussian");
         }
     } else {
+        struct dgauss_red red = dgauss_reduce(sigma2_num, sigma2_den, t);
+
         for (size_t i = 0; i < n && rc == ASEC_OK; i++)
-            rc = dgauss_fast(&s, sigma2_num, sigma2_den, t, den, &out[i]);
+            rc = dgauss_fast(&s, sigma2_num, sigma2_den, t, den, &red, &out[i]);
     }
     src_done(&s);
     return rc;

@@ -18,6 +18,9 @@
  *               asec_dpsgd_clip, asec_noise_snap, int64 sums, the noise
  *               stream "dpsgd/noise" and asec_noise_unsnap; the parameter
  *               average follows its recurrence
+ *   convergence asec_dpsgd_sgd_bound against its closed form (MATH.md 3.4),
+ *               and the bound holding at every T on a noisy full-batch run
+ *               of a small attention regression (the paper's setting)
  *   errors      every documented ASEC_E* of the module
  *   oom         allocation failures in alloc, iterate, checkpoint save/load
  */
@@ -496,7 +499,19 @@ START_TEST(test_noise_variance)
         ck_assert(in.granularity > 0.0);
         ck_assert(in.noise_var_den == 1 && in.noise_var_num > 0);
         ck_assert(in.noise_std >= in.sigma * in.sensitivity);
-        ck_assert(in.noise_std <= in.sigma * in.sensitivity * (1 + 1e-9));
+        /* The variance is rounded up to a multiple of t = floor(sqrt(var))
+         * + 1 (the sampler's Laplace scale): the std grows by at most
+         * 1 / (2 sqrt(var)) relative, below 2^-18 with 20 lattice bits. */
+        ck_assert(in.noise_std <= in.sigma * in.sensitivity * (1 + ldexp(1.0, -18)));
+        {
+            uint64_t v = in.noise_var_num, t = (uint64_t)sqrt((double)v);
+
+            while (t * t > v)
+                t--;
+            while ((t + 1) * (t + 1) <= v)
+                t++;
+            ck_assert_uint_eq(v % (t + 1), 0);
+        }
     } else {
         ck_assert(in.granularity == 0.0 && in.sensitivity == 0.5);
     }
@@ -601,6 +616,128 @@ START_TEST(test_exact_lattice_step)
 END_TEST
 
 /* ------------------------------------------------------------ errors */
+
+/* ------------------------------------------------------------ convergence */
+
+/* The MATH.md 3.4 bound against its closed form. */
+START_TEST(test_sgd_bound_values)
+{
+    asec_dpsgd_bound_params bp = {3.0, 1.0, 2.0, 0.25, 0.5, 0.01, 100, 40};
+    asec_dpsgd_bound b;
+
+    ck_assert_int_eq(asec_dpsgd_sgd_bound(&b, &bp), ASEC_OK);
+    /* 2 (3 - 1) / (0.25 40) = 0.4; 2 0.25 (0.5 + 100 0.01) = 0.75 */
+    ck_assert_double_eq_tol(b.optimization, 0.4, 1e-15);
+    ck_assert_double_eq_tol(b.noise, 0.75, 1e-15);
+    ck_assert_double_eq_tol(b.total, 1.15, 1e-15);
+    bp.eta = 0.5; /* eta = 1/beta exactly: still applies */
+    ck_assert_int_eq(asec_dpsgd_sgd_bound(&b, &bp), ASEC_OK);
+    ck_assert_double_eq_tol(b.total, 0.2 + 1.5, 1e-15);
+}
+END_TEST
+
+/* A noisy full-batch run on a small attention regression (the paper's
+ * setting): with no clipping and eta <= 1/beta, the measured mean of
+ * ||grad L(theta_t)||^2 stays below the bound at every T, with beta the
+ * largest secant ratio along the path (times a margin of 2 for the
+ * curvature between iterates). */
+START_TEST(test_sgd_bound_holds)
+{
+    enum { N = 48, D = 4, NT = 4, T = 40 };
+    asec_model_arch a;
+    asec_model *m = NULL, *teacher = NULL;
+    asec_rng *r = NULL;
+    asec_dpsgd *d = NULL;
+    asec_dpsgd_options o = ASEC_DPSGD_OPTIONS_INIT;
+    asec_dpsgd_info in;
+    asec_dpsgd_step st;
+    static double A[N * NT * D], E[N * NT * D], g[T + 1][2 * D * D], th[T + 1][2 * D * D];
+    double loss[T + 1], beta = 0.0, run = 0.0;
+    size_t P;
+
+    ck_assert_int_eq(asec_init(), ASEC_OK);
+    ck_assert_int_eq(asec_model_arch_default(&a, ASEC_MODEL_ATTN_REGRESSION), ASEC_OK);
+    a.channels = D;
+    a.seq_len = NT;
+    a.scale = 0.5;
+    ck_assert_int_eq(asec_model_alloc(&m, &a), ASEC_OK);
+    ck_assert_int_eq(asec_model_alloc(&teacher, &a), ASEC_OK);
+    ck_assert_int_eq(asec_rng_alloc_seeded(&r, 17, "bound"), ASEC_OK);
+    P = asec_model_param_count(m);
+    ck_assert_uint_eq(P, 2 * D * D);
+    asec_model_init_params(teacher, r);
+    asec_model_init_params(m, r);
+    for (size_t i = 0; i < N * NT; i++) { /* unit token rows */
+        double nn = 0.0;
+
+        for (size_t j = 0; j < D; j++) {
+            A[i * D + j] = asec_rng_normal(r);
+            nn += A[i * D + j] * A[i * D + j];
+        }
+        for (size_t j = 0; j < D; j++)
+            A[i * D + j] /= sqrt(nn);
+    }
+    {
+        asec_model_batch b = {N, NT, A, NULL, NULL, NULL};
+
+        ck_assert_int_eq(asec_model_forward(teacher, NULL, NULL, E, &b), ASEC_OK);
+    }
+    o.optim = ASEC_DPSGD_SGD;
+    o.lr = 0.5;
+    o.batch = N; /* q = 1 */
+    o.steps = T;
+    o.clip = 50.0;
+    o.sigma = 2.0;
+    o.idealized = 1;
+    {
+        asec_dpsgd_data dd = {N, NT, A, NULL, NULL, E};
+
+        ck_assert_int_eq(asec_dpsgd_alloc(&d, m, &dd, &o, r), ASEC_OK);
+    }
+    asec_dpsgd_get_info(d, &in);
+    ck_assert_double_eq(in.q, 1.0);
+    for (size_t t = 0; t <= T; t++) {
+        asec_model_batch b = {N, NT, A, NULL, NULL, E};
+        asec_model_vec gv = {g[t], NULL, NULL};
+
+        memcpy(th[t], asec_model_params(m), P * sizeof(double));
+        ck_assert_int_eq(asec_model_grad(m, &loss[t], &gv, &b), ASEC_OK);
+        if (t > 0) {
+            double dg = 0.0, dt = 0.0;
+
+            for (size_t i = 0; i < P; i++) {
+                dg += (g[t][i] - g[t - 1][i]) * (g[t][i] - g[t - 1][i]);
+                dt += (th[t][i] - th[t - 1][i]) * (th[t][i] - th[t - 1][i]);
+            }
+            beta = fmax(beta, sqrt(dg / dt));
+        }
+        if (t < T) {
+            ck_assert_int_eq(asec_dpsgd_iterate(d, &st), ASEC_OK);
+            ck_assert_double_eq(st.clipped_frac, 0.0);
+            ck_assert_uint_eq(st.batch, N);
+        }
+    }
+    beta *= 2.0;
+    ck_assert_msg(o.lr * beta <= 1.0, "eta beta = %g", o.lr * beta);
+    for (size_t t = 1; t <= T; t++) {
+        asec_dpsgd_bound_params bp;
+        asec_dpsgd_bound bd;
+        double gn = 0.0, nv = in.noise_std / N;
+
+        for (size_t i = 0; i < P; i++)
+            gn += g[t - 1][i] * g[t - 1][i];
+        run += gn;
+        bp = (asec_dpsgd_bound_params){loss[0], 0.0, beta, o.lr, 0.0, nv * nv, P, t};
+        ck_assert_int_eq(asec_dpsgd_sgd_bound(&bd, &bp), ASEC_OK);
+        ck_assert_msg(run / (double)t <= bd.total, "T = %zu: measured %g > bound %g", t,
+                      run / (double)t, bd.total);
+    }
+    asec_dpsgd_free(d);
+    asec_model_free(m);
+    asec_model_free(teacher);
+    asec_rng_free(r);
+}
+END_TEST
 
 START_TEST(test_errors)
 {
@@ -729,6 +866,30 @@ START_TEST(test_errors)
     asec_rng_free(rng);
     asec_model_free(m);
 #undef BAD
+    /* asec_dpsgd_sgd_bound: every out-of-range input is ASEC_EINVAL. */
+    {
+        const asec_dpsgd_bound_params ok = {3.0, 1.0, 2.0, 0.25, 0.5, 0.01, 100, 40};
+        asec_dpsgd_bound_params bp;
+        asec_dpsgd_bound b;
+
+#define BOUND_BAD(field, value)                                                          \
+    do {                                                                                 \
+        bp = ok;                                                                         \
+        bp.field = value;                                                                \
+        ck_assert_int_eq(asec_dpsgd_sgd_bound(&b, &bp), ASEC_EINVAL);                    \
+    } while (0)
+        BOUND_BAD(loss0, 0.5); /* below loss_min */
+        BOUND_BAD(loss0, NAN);
+        BOUND_BAD(beta, 0.0);
+        BOUND_BAD(eta, 0.0);
+        BOUND_BAD(eta, 0.5000001); /* eta > 1/beta */
+        BOUND_BAD(var_s, -1.0);
+        BOUND_BAD(noise_var, INFINITY);
+        BOUND_BAD(params, 0);
+        BOUND_BAD(steps, 0);
+        ck_assert(strstr(asec_errmsg(), "steps") != NULL);
+#undef BOUND_BAD
+    }
 }
 END_TEST
 
@@ -813,6 +974,11 @@ dpsgd_suite(void)
     tc = tcase_create("exact");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_exact_lattice_step);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("convergence");
+    tcase_add_test(tc, test_sgd_bound_values);
+    tcase_add_test(tc, test_sgd_bound_holds);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

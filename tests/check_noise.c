@@ -19,6 +19,10 @@
  *              - Kolmogorov-Smirnov for asec_rng_normal and asec_rng_laplace
  *                against their CDFs, and a binomial test of the ziggurat tail
  *                fraction P(|Z| > r).
+ *              - The same chi-square on the fast path for its own branches:
+ *                sigma^2 = 9900, a multiple of t = 100 (reduced acceptance
+ *                test), and a discrete Laplace with t = 2^33 + 1 (64-bit
+ *                uniforms).
  *            and the lattice (hole-freeness) check: every one of 1e7 released
  *            values is an exact multiple of g, and input bits below g change
  *            no output.
@@ -30,8 +34,8 @@
  *            1.5 M/s), which TCase equal proves equal to the GMP path.
  *
  * Significance: each statistical test rejects at alpha = 1e-6 (RELIABILITY.md
- * §4.2), and this file has 12 of them, so a correct implementation fails a
- * run with probability below 1.2e-5 even with fresh seeds; with the fixed
+ * §4.2), and this file has 14 of them, so a correct implementation fails a
+ * run with probability below 1.4e-5 even with fresh seeds; with the fixed
  * seeds used here the outcome is deterministic.  A failure is a bug until a
  * rerun with another seed says otherwise.
  */
@@ -617,7 +621,12 @@ START_TEST(test_equal_dgauss)
                                     {(1ULL << 41) - 1, 2},
                                     {(1ULL << 41) + 12345, 1ULL << 20},
                                     {(1ULL << 50) + 3, 1ULL << 45},
-                                    {1ULL << 59, 1}};
+                                    {1ULL << 59, 1},
+                                    /* multiples of t = floor(sigma) + 1: the
+                                     * reduced acceptance test (noise.c) */
+                                    {9900, 1},
+                                    {19800, 2},
+                                    {1099512676352ULL, 1}};
     static int64_t a[EQ_N], b[EQ_N];
 
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
@@ -690,6 +699,25 @@ START_TEST(test_chisq_dlaplace)
     snprintf(what, sizeof what, "discrete Laplace scale %llu/%llu",
              (unsigned long long)b[_i][0], (unsigned long long)b[_i][1]);
     chisq_run(r, 0, b[_i][0], b[_i][1], 1e6, ASEC_NOISE_PATH_GMP, what);
+    asec_rng_free(r);
+}
+END_TEST
+
+/* The fast path's own branches, against the exact pmf: a discrete
+ * Gaussian whose sigma^2 = 9900 is a multiple of t = 100 (the acceptance
+ * test then runs on the reduced 64-bit rational, as in DP-SGD), and a
+ * discrete Laplace with t = 2^33 + 1 > 2^32 (64-bit uniform draws; scale
+ * about 8). */
+START_TEST(test_chisq_fast)
+{
+    asec_rng *r = seeded(530 + (uint64_t)_i, "chisq-fast");
+
+    if (_i == 0)
+        chisq_run(r, 1, 9900, 1, 1e6, ASEC_NOISE_PATH_FAST,
+                  "fast discrete Gaussian sigma^2 = 9900");
+    else
+        chisq_run(r, 0, (1ULL << 33) + 1, 1ULL << 30, 1e6, ASEC_NOISE_PATH_FAST,
+                  "fast discrete Laplace scale (2^33 + 1)/2^30");
     asec_rng_free(r);
 }
 END_TEST
@@ -1066,6 +1094,7 @@ noise_suite(void)
     /* Timeouts only stop a hung test; nothing asserts on time. */
     tcase_add_loop_test(stats, test_chisq_dgauss, 0, 3);
     tcase_add_loop_test(stats, test_chisq_dlaplace, 0, 2);
+    tcase_add_loop_test(stats, test_chisq_fast, 0, 2);
     tcase_add_test(stats, test_bernoulli_wilson);
     tcase_add_test(stats, test_ks_normal);
     tcase_add_test(stats, test_ks_laplace);

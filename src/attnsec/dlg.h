@@ -154,6 +154,17 @@ ASEC_API int asec_dlg_attack(asec_dlg_result **res, asec_model *m,
                              const asec_dlg_problem *pb, const asec_dlg_options *o,
                              asec_rng *rng) ASEC_WARN_UNUSED ASEC_NONNULL(1, 2, 3, 4, 5);
 
+/* The number of random starts (asec_dlg_options.restarts) that makes a
+ * noiseless recovery reliable on model m for B examples of T tokens (0:
+ * the model's seq_len).  64 (the default) for the classifiers; for
+ * attn-regression, where a start succeeds with probability about 1/300 at
+ * B T = 8 tokens (asec_dlg(3), RESULTS), 1024 up to 64 unknowns and
+ * max(64, 65536 / unknowns) beyond, with unknowns = B T min(B T, C) (the
+ * token-span coordinates).  The attack stops at the first converged start,
+ * so the count bounds the time of the failures only.  Cannot fail. */
+ASEC_API size_t asec_dlg_suggest_restarts(const asec_model *m, size_t B, size_t T)
+    ASEC_NONNULL(1);
+
 /* The matching loss at (x, soft) and its exact gradient: dx (B, input)
  * and dsoft (soft shape), each may be NULL.  batch gives x, labels or
  * soft as asec_model(3).  g (P) receives grad_theta L at the point (may

@@ -101,7 +101,8 @@ typedef struct asec_dpsgd_options {
                               bits in [8, 30] (the discrete Gaussian's
                               range); 0: ASEC_NOISE_DEFAULT_BITS */
     size_t chunk;          /* examples per per-example pass (memory: chunk P
-                              doubles); 0: 64 */
+                              doubles); 0: as many as fit in 1 MiB, 1..64
+                              (4 on the default vit) */
     double target_epsilon; /* > 0: refuse steps that would take epsilon
                               (RDP, at delta) above it; 0: no limit */
     double delta;          /* (0, 1): the delta of target_epsilon */
@@ -262,6 +263,42 @@ ASEC_API int asec_dpsgd_clip(double *v, size_t n, double clip,
  * logits of one batch. */
 ASEC_API int asec_dpsgd_evaluate(asec_model *m, const asec_dpsgd_data *data, size_t batch,
                                  double *loss, double *accuracy) ASEC_WARN_UNUSED
+    ASEC_NONNULL(1, 2);
+
+/* The convergence bound of SGD with perturbed gradients (MATH.md section
+ * 3.4, the form of the theorem of arXiv 2311.13624).  For a loss L that
+ * is beta-smooth and bounded below by loss_min, and updates
+ *     theta_{t+1} = theta_t - eta (g_t + xi_t),   eta <= 1 / beta,
+ * with g_t an unbiased estimate of grad L(theta_t) of variance <= var_s
+ * and xi_t noise of mean 0 and variance <= noise_var per coordinate
+ * (p = params coordinates), after T = steps steps:
+ *     (1/T) sum_{t<T} E ||grad L(theta_t)||^2
+ *         <= 2 (loss0 - loss_min) / (eta T) + beta eta (var_s + p noise_var)
+ * (descent lemma, summed; the first term is "optimization", the second
+ * "noise", which does not decay with T). */
+typedef struct asec_dpsgd_bound_params {
+    double loss0;     /* L(theta_0) */
+    double loss_min;  /* a lower bound L* of L (0 for a squared loss) */
+    double beta;      /* smoothness, > 0 */
+    double eta;       /* step size, in (0, 1 / beta] */
+    double var_s;     /* sampling variance, >= 0 (0 for full batches) */
+    double noise_var; /* per-coordinate noise variance, >= 0 */
+    size_t params;    /* p >= 1 */
+    uint64_t steps;   /* T >= 1 */
+} asec_dpsgd_bound_params;
+
+typedef struct asec_dpsgd_bound {
+    double total;        /* the bound */
+    double optimization; /* 2 (loss0 - loss_min) / (eta T) */
+    double noise;        /* beta eta (var_s + p noise_var) */
+} asec_dpsgd_bound;
+
+/* Evaluate the bound above into *out.  Returns ASEC_OK or ASEC_EINVAL (a
+ * value not finite or out of its range, loss0 < loss_min, or eta >
+ * 1 / beta, where the theorem does not apply; the message says which).
+ * Allocates nothing. */
+ASEC_API int asec_dpsgd_sgd_bound(asec_dpsgd_bound *out,
+                                  const asec_dpsgd_bound_params *b) ASEC_WARN_UNUSED
     ASEC_NONNULL(1, 2);
 
 /* Names ("sgd", "momentum", "adam"; "poisson", "shuffle"; "?" for a bad

@@ -33,12 +33,19 @@
  *              whose intermediate values overflow 128 bits (probability
  *              below 1e-8 per draw even at the bound) is finished on GMP
  *              integers, so the output never differs from the GMP path.
- * Integers are drawn from asec_rng: uniform on {0, ..., m-1} is
- * asec_rng_bounded(m) for m < 2^64, and for larger m the little-endian
- * concatenation of ceil(bits(m-1)/64) asec_rng_u64() words masked to
- * bits(m-1) bits, rejected while >= m.  Fair bits (the sign in CKS20
- * Alg. 2) come from asec_rng_u64() words, least significant bit first;
- * unused bits are discarded at the end of each call.
+ * Randomness (both paths, so they agree sample for sample): words are
+ * fetched from asec_rng eight at a time (asec_rng_bytes, little-endian:
+ * the words asec_rng_u64 would return) and used as fair bits, most
+ * significant bit first; bits left at the end of a call are wiped and
+ * discarded.  A Bernoulli(p) trial for a rational p = n/m compares fair
+ * bits with the binary digits of p (long division) and stops at the
+ * first difference: the result is p's digit there, 1 with probability
+ * exactly p, after 2 bits on average.  Bernoulli(exp(-1)), the trial
+ * CKS20 repeats most, compares the bits with the digits of exp(-1) in
+ * the same way (a 256-digit table, checked against an exact rational
+ * bound on the GMP path; further digits from GMP).  Uniform integers on
+ * {0, ..., m-1} (the U of CKS20 Alg. 2, m < 2^64) use Lemire's
+ * multiply-and-reject on 32 fair bits when m < 2^32, else on 64.
  *
  * Randomness must be secure (asec_rng_alloc_secure) for a DP release;
  * a seeded stream gives reproducible tests and experiments only.
@@ -81,8 +88,9 @@ typedef enum asec_noise_path {
 
 /* n independent Bernoulli(exp(-gamma)) bits, gamma = gamma_num/gamma_den,
  * into out[0..n-1] (0 or 1).  CKS20 Alg. 1 for gamma <= 1; for gamma > 1,
- * floor(gamma) Bernoulli(exp(-1)) trials and one Bernoulli(exp(-(gamma -
- * floor(gamma)))), all of which must succeed.  Returns ASEC_OK or
+ * floor(gamma) Bernoulli(exp(-1)) trials (by comparison with the digits
+ * of exp(-1), see above) and one Bernoulli(exp(-(gamma - floor(gamma)))),
+ * all of which must succeed.  Returns ASEC_OK or
  * ASEC_EINVAL (gamma_den == 0, or a bad path).  Allocates nothing through
  * the library allocator (see the file comment). */
 ASEC_API int asec_noise_bernoulli_exp(int *out, size_t n, asec_rng *rng,

@@ -78,7 +78,8 @@ dlg_help(void)
         "Attack:\n"
         "      --loss=LOSS         euclid (default), cos, or both\n"
         "      --label-mode=MODE   auto (default), idlg, joint or known\n"
-        "  -r, --restarts=N        random starts (default: 64)\n"
+        "  -r, --restarts=N        random starts (default: 64; attn-regression:\n"
+        "                            1024 up to 64 unknowns, fewer beyond)\n"
         "      --lbfgs-iters=N     L-BFGS iterations per start (default: 100)\n"
         "      --lm-iters=N        Levenberg-Marquardt iterations (default: 100)\n"
         "      --prior=W           norm prior, annealed to 0 (default: 0.1)\n"
@@ -110,6 +111,7 @@ enum {
 struct dlg_cfg {
     const char *model, *gradient, *labels, *targets, *truth, *truthl, *vocab, *out;
     int json, simulate, nospan, relative, verbose, seeded, losses[2], nloss, boxset;
+    int rset; // --restarts given (else asec_dlg_suggest_restarts())
     asec_model_kind kind;
     size_t B, T, D, K, V, inst;
     double warm, sigma[MAX_SIGMAS], prune, clip, success;
@@ -665,7 +667,10 @@ parse_args(struct dlg_cfg *cf, int argc, char **argv)
             break;
         case O_PRUNE: rc = cli_parse_double("--prune", optarg, 0.0, 1.0, &cf->prune); break;
         case O_CLIP: rc = cli_parse_double("--clip", optarg, 1e-300, 1e300, &cf->clip); break;
-        case 'r': rc = cli_parse_size("--restarts", optarg, 1, 1000000, &cf->o.restarts); break;
+        case 'r':
+            rc = cli_parse_size("--restarts", optarg, 1, 1000000, &cf->o.restarts);
+            cf->rset = 1;
+            break;
         case O_LBI:
             rc = cli_parse_size("--lbfgs-iters", optarg, 0, 10000000, &cf->o.lbfgs_iters);
             break;
@@ -931,6 +936,17 @@ cmd_attack_dlg(int argc, char **argv)
             goto done;
         if (cf.simulate && cf.kind == ASEC_MODEL_ATTN_REGRESSION)
             known = NULL; // the targets E are passed as known soft values
+        if (k == 0 && !cf.rset) {
+            // attn-regression needs many more starts than the classifiers
+            cf.o.restarts = asec_dlg_suggest_restarts(in.m, in.B, in.T);
+            REP(asec_report_set_int(rep, "config.restarts", (long long)cf.o.restarts));
+            if (rc != ASEC_OK) {
+                free(known);
+                inst_free(&in);
+                st = cli_fail(rc);
+                goto done;
+            }
+        }
         for (size_t si = 0; si < cf.nsigma; si++)
             for (int li = 0; li < cf.nloss; li++) {
                 asec_dlg_result *res = NULL;

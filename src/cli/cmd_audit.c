@@ -44,12 +44,13 @@
 #include "attnsec/attnsec.h"
 #include "attnsec/dlg.h"
 #include "attnsec/dpsgd.h"
+#include "audit.h"
 #include "cli.h"
 #include "commands.h"
 
-#define MAX_RUNS 9
-#define MAX_IMAGES 16
-#define DELTA 1e-5
+#define MAX_RUNS AUDIT_MAX_RUNS
+#define MAX_IMAGES AUDIT_MAX_IMAGES
+#define DELTA AUDIT_DELTA
 /* Training lengths (CPU time on one core is about 0.25 ms per example
  * gradient; see attnsec-audit(1) for the accuracies these give). */
 #define DEFAULT_STEPS 150
@@ -57,60 +58,11 @@
 #define QUICK_STEPS 100
 #define QUICK_NP_STEPS 150
 #define QUICK_EPS "8"
+#define TEXT_STEPS 100
+#define TEXT_QUICK_STEPS 50
 
-struct dlg_out {
-    size_t nimg;
-    double mse[MAX_IMAGES], psnr[MAX_IMAGES], rel[MAX_IMAGES];
-    int label_ok[MAX_IMAGES];
-    int converged[MAX_IMAGES];
-    double *recon; /* (nimg, 64) */
-    double seconds;
-    int ok;
-    asec_dlg_loss loss;  /* the matching loss tried first */
-    size_t other_loss;   /* images recovered only by the other loss */
-};
-
-struct run {
-    char name[32];     /* "non-private", "eps=8" */
-    char dir[32];      /* runs/<dir> */
-    double target_eps; /* 0: non-private */
-    int ok;            /* training finished */
-    char fail[256];    /* why a stage failed */
-    double sigma, q, clip;
-    double eps[4], eps_lo[4]; /* rdp, pld, basic(classic), advanced; NAN when absent */
-    double test_acc, train_acc;
-    /* DLG on what one DP-SGD step releases (the raw gradient when not
-     * private; clipped and noised otherwise), and, for private runs, on
-     * the clipped gradient without noise (clip) */
-    struct dlg_out dlg, clip_only;
-    /* attention inversion */
-    int ai_ok;
-    double ai_orbit, ai_orbit_w, ai_naive, ai_ker, ai_rel;
-    double ai_qk_err; /* |q, k from X - q, k of the forward pass|, max */
-    int ai_success;
-};
-
-static const char *const acct_names[4] = {"rdp", "pld", "basic", "advanced"};
-
-struct audit {
-    const char *out;
-    int quick;
-    uint64_t seed;
-    size_t steps, batch, nimg, restarts, noisy_restarts;
-    size_t np_steps, np_batch; /* the non-private run (Adam) */
-    double np_lr;
-    size_t params, width, tokens; /* of the model, for the notes */
-    char ker_text[32], qk_text[32];
-    double lr, clip;
-    double eps[MAX_RUNS];
-    size_t neps;
-    const char *plot;
-    int json;
-    asec_data *test;
-    asec_report *rep; /* started when the audit starts (time, argv) */
-    struct run runs[MAX_RUNS + 1];
-    size_t nruns;
-};
+const char *const audit_acct_names[4] = {"rdp", "pld", "basic", "advanced"};
+#define acct_names audit_acct_names
 
 static int
 usage(void)
@@ -124,22 +76,26 @@ usage(void)
            "  -o, --output=DIR       write the report into DIR (default: audit-report)\n"
            "      --quick            a small audit for demonstrations and tests\n"
            "                           (under a minute on 2 cores)\n"
-           "      --data=NAME        digits (default); text is not available yet\n"
+           "      --data=NAME        digits (default) or text (the shipped corpus and\n"
+           "                           a small token transformer)\n"
            "  -e, --epsilons=LIST    target epsilons, comma-separated (default 1,3,8;\n"
            "                           quick 8)\n"
-           "  -T, --steps=N          DP-SGD steps per private run (default 150; quick 100)\n"
-           "  -b, --batch-size=N     expected DP-SGD batch size (default 718: q = 0.5)\n"
+           "  -T, --steps=N          DP-SGD steps per private run (default 150; quick 100;\n"
+           "                           text 100, quick 50)\n"
+           "  -b, --batch-size=N     expected DP-SGD batch size (default 718: q = 0.5;\n"
+           "                           text 512)\n"
            "      --lr=RATE          DP-SGD learning rate, SGD with momentum 0.9\n"
-           "                           (default 0.3)\n"
+           "                           (default 0.3; text 0.5)\n"
            "  -C, --clip=C           per-example clipping norm (default 1)\n"
            "      --np-steps=N       Adam steps of the non-private run (default 300;\n"
            "                           quick 150)\n"
            "      --np-batch-size=N  its expected batch size (default 256)\n"
            "      --np-lr=RATE       its Adam learning rate (default 0.003)\n"
-           "  -n, --images=N         held-out images attacked per run (default 4;\n"
-           "                           quick 2)\n"
+           "  -n, --images=N         held-out images (text: windows) attacked per run\n"
+           "                           (default 4; quick 2)\n"
            "  -r, --restarts=N       DLG random starts per image and loss (default 8;\n"
-           "                           quick 4; a quarter of them on noisy gradients)\n"
+           "                           quick 4; text 2; a quarter of them, at least\n"
+           "                           one, on noisy gradients)\n"
            "      --plot=FORMAT      png (default), svg or none: render the plots with\n"
            "                           gnuplot when it is installed\n"
            "  -s, --seed=N           seed of every stream (default: drawn from the OS\n"
@@ -151,18 +107,17 @@ usage(void)
            "  -V, --version          output version information and exit\n\n"
            "The report is DIR/report.txt (read this first), DIR/report.json\n"
            "(attnsec-report(5)), DIR/tables/*.csv, DIR/plots/ and\n"
-           "DIR/images/recon_grid.png.\n"
-           "Exit status: 0 on success, 64 usage error, 66 shipped data missing, 69\n"
-           "unavailable, 73/74 output errors.  Full documentation: attnsec-audit(1).\n");
+           "DIR/images/recon_grid.png (digits).\n"
+           "Exit status: 0 on success, 64 usage error, 66 shipped data missing,\n"
+           "73/74 output errors, 75 out of memory.  Full documentation:\n"
+           "attnsec-audit(1).\n");
     return EXIT_OK;
 }
 
 /* ------------------------------------------------------------- helpers */
 
-static char *pathf(const char *fmt, ...) ASEC_PRINTF(1, 2);
-
-static char *
-pathf(const char *fmt, ...)
+char *
+audit_pathf(const char *fmt, ...)
 {
     va_list ap;
     char *p;
@@ -291,15 +246,22 @@ jget_num(json_t *root, const char *dotted)
     return json_is_number(j) ? json_number_value(j) : NAN;
 }
 
+size_t
+audit_test_index(const struct audit *a, size_t k)
+{
+    /* held-out examples spread over the test split */
+    return k * ((a->text ? a->ntest : a->test->n) / a->nimg);
+}
+
 /* ------------------------------------------------------------- training */
 
 static int
 train(struct audit *a, struct run *r, uint64_t seed)
 {
     cli_fn fn = method_fn(cmd_defend_methods, "dpsgd");
-    char *dir = pathf("%s/runs/%s", a->out, r->dir);
-    char *log = pathf("%s/runs/%s/log.txt", a->out, r->dir);
-    char *rp = pathf("%s/runs/%s/report.json", a->out, r->dir);
+    char *dir = audit_pathf("%s/runs/%s", a->out, r->dir);
+    char *log = audit_pathf("%s/runs/%s/log.txt", a->out, r->dir);
+    char *rp = audit_pathf("%s/runs/%s/report.json", a->out, r->dir);
     struct args av = {{NULL}, 0, 0};
     int st = 0, rc;
     json_t *rep = NULL;
@@ -427,7 +389,7 @@ attack_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on,
         goto done;
     for (size_t k = 0; k < a->nimg; k++) {
         /* held-out images spread over the test split */
-        size_t idx = k * (a->test->n / a->nimg);
+        size_t idx = audit_test_index(a, k);
         const double *x = a->test->images + idx * HW;
         int64_t y = a->test->labels[idx];
         asec_model_batch b = {1, 0, x, NULL, &y, NULL};
@@ -554,22 +516,29 @@ capture_hook(void *ctx, size_t layer, double *out, double *att, const double *qk
  * check that X is what the model computes).  *scale = 1 / sqrt(HS). */
 static int
 attn_instance(const char *wpath, const char *xpath, const char *bpath, asec_model *m,
-              const asec_data *d, size_t idx, double *scale, double *qk_err)
+              const struct audit *a, size_t idx, double *scale, double *qk_err)
 {
     const asec_model_arch *ar = asec_model_get_arch(m);
     const double *th = asec_model_params(m);
-    size_t C = ar->channels, p = ar->patch, gw = ar->image_w / p, HS = C / ar->heads;
-    size_t T = (ar->image_h / p) * gw, D = C + 1;
-    const double *img = d->images + idx * d->image_h * d->image_w;
-    asec_model_tensor w, bias, pos, lw, lb, qw, qb;
+    const asec_data *d = a->test;
+    int text = ar->kind == ASEC_MODEL_TEXT;
+    size_t C = ar->channels, p = text ? 1 : ar->patch, gw = text ? 1 : ar->image_w / p;
+    size_t HS = C / ar->heads, D = C + 1;
+    size_t T = text ? AUDIT_TEXT_T : (ar->image_h / p) * gw;
+    const double *img = text ? NULL : d->images + idx * d->image_h * d->image_w;
+    const int64_t *tok = text ? a->win_test + idx * AUDIT_TEXT_T : NULL;
+    asec_model_tensor w, bias = {NULL, 0, {0, 0}, 0, 0}, pos, lw, lb, qw, qb;
     struct attn_capture cp = {0, 0, 0, NULL, NULL};
-    int64_t y = d->labels[idx];
-    asec_model_batch b = {1, 0, img, NULL, &y, NULL};
+    int64_t y = text ? a->y_test[idx] : d->labels[idx];
+    asec_model_batch b = {1, text ? T : 0, img, tok, &y, NULL};
     double *X = NULL, *W = NULL, *Aq = NULL, *Ak = NULL, *u = NULL;
     int have_pos, rc;
 
-    if ((rc = asec_model_tensor_find(m, "patch_emb.weight", &w)) != ASEC_OK ||
-        (rc = asec_model_tensor_find(m, "patch_emb.bias", &bias)) != ASEC_OK ||
+    /* text: x_t = tok_emb[token_t] + pos_t (no bias tensor) */
+    if ((rc = asec_model_tensor_find(m, text ? "tok_emb.weight" : "patch_emb.weight",
+                                     &w)) != ASEC_OK ||
+        (!text &&
+         (rc = asec_model_tensor_find(m, "patch_emb.bias", &bias)) != ASEC_OK) ||
         (rc = asec_model_tensor_find(m, "blocks.0.ln1.weight", &lw)) != ASEC_OK ||
         (rc = asec_model_tensor_find(m, "blocks.0.ln1.bias", &lb)) != ASEC_OK ||
         (rc = asec_model_tensor_find(m, "blocks.0.attn.qkv.weight", &qw)) != ASEC_OK ||
@@ -614,12 +583,17 @@ attn_instance(const char *wpath, const char *xpath, const char *bpath, asec_mode
         double mu = 0, var = 0;
 
         for (size_t c = 0; c < C; c++) {
-            double s = th[bias.offset + c];
+            double s;
 
-            for (size_t i = 0; i < p; i++)
-                for (size_t j = 0; j < p; j++)
-                    s += th[w.offset + c * p * p + i * p + j] *
-                         img[(pr * p + i) * d->image_w + pc * p + j];
+            if (text)
+                s = th[w.offset + (size_t)tok[t] * C + c];
+            else {
+                s = th[bias.offset + c];
+                for (size_t i = 0; i < p; i++)
+                    for (size_t j = 0; j < p; j++)
+                        s += th[w.offset + c * p * p + i * p + j] *
+                             img[(pr * p + i) * d->image_w + pc * p + j];
+            }
             if (have_pos && pos.shape[0] == T)
                 s += th[pos.offset + t * C + c];
             u[c] = s;
@@ -669,12 +643,12 @@ static int
 attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
 {
     cli_fn fn = method_fn(cmd_attack_methods, "attn-invert");
-    char *dir = pathf("%s/runs/%s/attn-invert", a->out, r->dir);
-    char *xp = pathf("%s/runs/%s/attn-invert/x_true.npy", a->out, r->dir);
-    char *wp = pathf("%s/runs/%s/attn-invert/w.npy", a->out, r->dir);
-    char *bp = pathf("%s/runs/%s/attn-invert/attention.npy", a->out, r->dir);
-    char *rp = pathf("%s/runs/%s/attn-invert/report.json", a->out, r->dir);
-    char *log = pathf("%s/runs/%s/attn-invert/log.txt", a->out, r->dir);
+    char *dir = audit_pathf("%s/runs/%s/attn-invert", a->out, r->dir);
+    char *xp = audit_pathf("%s/runs/%s/attn-invert/x_true.npy", a->out, r->dir);
+    char *wp = audit_pathf("%s/runs/%s/attn-invert/w.npy", a->out, r->dir);
+    char *bp = audit_pathf("%s/runs/%s/attn-invert/attention.npy", a->out, r->dir);
+    char *rp = audit_pathf("%s/runs/%s/attn-invert/report.json", a->out, r->dir);
+    char *log = audit_pathf("%s/runs/%s/attn-invert/log.txt", a->out, r->dir);
     struct args av = {{NULL}, 0, 0};
     int st = 0, rc;
     double scale = 1;
@@ -686,7 +660,7 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
         goto done;
     }
     if ((rc = asec_afile_mkdirs(dir)) != ASEC_OK ||
-        (rc = attn_instance(wp, xp, bp, m, a->test, 0, &scale, &r->ai_qk_err)) !=
+        (rc = attn_instance(wp, xp, bp, m, a, 0, &scale, &r->ai_qk_err)) !=
             ASEC_OK) {
         snprintf(r->fail, sizeof r->fail, "attention inversion: %s", asec_errmsg());
         st = cli_exit_status(rc);
@@ -805,6 +779,29 @@ write_text(const char *path, const char *buf, size_t len)
     return rc == ASEC_OK ? 0 : cli_fail(rc);
 }
 
+/* The leakage number of a DLG result: mean PSNR (digits) or mean
+ * positional token accuracy (text); NAN when the stage failed. */
+static double
+leak_of(const struct audit *a, const struct dlg_out *d)
+{
+    if (!d->ok)
+        return NAN;
+    return a->text ? mean_of(d->tok_acc, d->nimg) : mean_of(d->psnr, d->nimg);
+}
+
+/* s as an RFC 4180 field: quoted, inner quotes doubled. */
+static void
+csv_quote(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s != '\0'; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
 static int
 write_csv(const struct audit *a)
 {
@@ -815,14 +812,19 @@ write_csv(const struct audit *a)
 
     if (f == NULL)
         return EXIT_TEMPFAIL;
-    fprintf(
-        f, "run,target_epsilon,sigma,q,steps,epsilon_rdp,epsilon_pld_lo,epsilon_pld,"
-           "epsilon_basic,epsilon_advanced,test_accuracy,dlg_images,dlg_mse,dlg_psnr_db,"
-           "dlg_rel_error,dlg_label_acc,attn_invert_orbit_error,attn_invert_success,"
-           "dlg_clip_only_psnr_db\r\n");
+    /* text: the same columns with token accuracy for PSNR, and two more */
+    fprintf(f,
+            "run,target_epsilon,sigma,q,steps,epsilon_rdp,epsilon_pld_lo,epsilon_pld,"
+            "epsilon_basic,epsilon_advanced,test_accuracy,%s,dlg_mse,%s,"
+            "dlg_rel_error,dlg_label_acc,attn_invert_orbit_error,attn_invert_success,"
+            "%s\r\n",
+            a->text ? "dlg_windows" : "dlg_images",
+            a->text ? "dlg_token_acc" : "dlg_psnr_db",
+            a->text ? "dlg_clip_only_token_acc,emb_rows_token_acc,test_perplexity"
+                    : "dlg_clip_only_psnr_db");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
-        char v[16][40];
+        char v[17][40];
 
         fmt_num(v[0], 40, r->target_eps > 0 ? r->target_eps : INFINITY, 'g', 17);
         fmt_num(v[1], 40, r->ok ? r->sigma : NAN, 'g', 17);
@@ -834,20 +836,24 @@ write_csv(const struct audit *a)
         fmt_num(v[7], 40, r->ok ? r->eps[3] : NAN, 'g', 17);
         fmt_num(v[8], 40, r->ok ? r->test_acc : NAN, 'g', 17);
         fmt_num(v[9], 40, r->dlg.ok ? mean_of(r->dlg.mse, r->dlg.nimg) : NAN, 'g', 17);
-        fmt_num(v[10], 40, r->dlg.ok ? mean_of(r->dlg.psnr, r->dlg.nimg) : NAN, 'g', 17);
+        fmt_num(v[10], 40, leak_of(a, &r->dlg), 'g', 17);
         fmt_num(v[11], 40, r->dlg.ok ? mean_of(r->dlg.rel, r->dlg.nimg) : NAN, 'g', 17);
         fmt_num(v[12], 40, r->dlg.ok ? label_acc(r) : NAN, 'g', 17);
         fmt_num(v[13], 40, r->ai_ok ? r->ai_orbit : NAN, 'g', 17);
-        fmt_num(v[14], 40,
-                r->clip_only.ok ? mean_of(r->clip_only.psnr, r->clip_only.nimg) : NAN,
-                'g', 17);
-        fprintf(f, "%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%s\r\n", r->name,
-                v[0], v[1], v[2], r->target_eps > 0 ? a->steps : a->np_steps, v[3], v[4], v[5], v[6], v[7], v[8], r->dlg.nimg,
-                v[9], v[10], v[11], v[12], v[13],
+        fmt_num(v[14], 40, leak_of(a, &r->clip_only), 'g', 17);
+        fmt_num(v[15], 40, r->dlg.ok ? mean_of(r->dlg.rows_acc, r->dlg.nimg) : NAN, 'g',
+                17);
+        fmt_num(v[16], 40, r->ok ? exp(r->test_loss) : NAN, 'g', 17);
+        fprintf(f, "%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%zu,%s,%s,%s,%s,%s,%s,%s", r->name,
+                v[0], v[1], v[2], r->target_eps > 0 ? a->steps : a->np_steps, v[3], v[4],
+                v[5], v[6], v[7], v[8], r->dlg.nimg, v[9], v[10], v[11], v[12], v[13],
                 r->ai_ok ? (r->ai_success ? "true" : "false") : "n/a", v[14]);
+        if (a->text)
+            fprintf(f, ",%s,%s", v[15], v[16]);
+        fprintf(f, "\r\n");
     }
     fclose(f);
-    p = pathf("%s/tables/runs.csv", a->out);
+    p = audit_pathf("%s/tables/runs.csv", a->out);
     st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
     free(p);
     free(buf);
@@ -858,17 +864,35 @@ write_csv(const struct audit *a)
     len = 0;
     if ((f = open_memstream(&buf, &len)) == NULL)
         return EXIT_TEMPFAIL;
-    fprintf(f, "run,image,test_index,mse,psnr_db,rel_error,label_correct\r\n");
+    if (a->text)
+        fprintf(f, "run,window,test_index,mse,token_acc,rel_error,label_correct,"
+                   "emb_rows_token_acc,original,recovered\r\n");
+    else
+        fprintf(f, "run,image,test_index,mse,psnr_db,rel_error,label_correct\r\n");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
 
-        for (size_t k = 0; k < r->dlg.nimg; k++)
-            fprintf(f, "%s,%zu,%zu,%.17g,%.17g,%.17g,%s\r\n", r->name, k,
-                    k * (a->test->n / a->nimg), r->dlg.mse[k], r->dlg.psnr[k], r->dlg.rel[k],
+        for (size_t k = 0; k < r->dlg.nimg; k++) {
+            fprintf(f, "%s,%zu,%zu,%.17g,%.17g,%.17g,%s", r->name, k,
+                    audit_test_index(a, k), r->dlg.mse[k],
+                    a->text ? r->dlg.tok_acc[k] : r->dlg.psnr[k], r->dlg.rel[k],
                     r->dlg.label_ok[k] ? "true" : "false");
+            if (a->text) {
+                char w[2][512];
+
+                audit_text_words(a, a->win_test + audit_test_index(a, k) * AUDIT_TEXT_T,
+                                 w[0], sizeof w[0]);
+                audit_text_words(a, r->dlg.ids + k * AUDIT_TEXT_T, w[1], sizeof w[1]);
+                fprintf(f, ",%.17g,", r->dlg.rows_acc[k]);
+                csv_quote(f, w[0]);
+                fputc(',', f);
+                csv_quote(f, w[1]);
+            }
+            fprintf(f, "\r\n");
+        }
     }
     fclose(f);
-    p = pathf("%s/tables/dlg.csv", a->out);
+    p = audit_pathf("%s/tables/dlg.csv", a->out);
     st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
     free(p);
     free(buf);
@@ -887,6 +911,7 @@ write_plots(const struct audit *a, int *rendered)
         {"leakage_vs_epsilon", "DLG reconstruction PSNR (dB)",
          "Leakage: DLG reconstruction quality vs epsilon", 3}};
     int st = 0;
+    const char *ylabel;
 
     *rendered = 0;
     for (size_t k = 0; k < 2; k++) {
@@ -897,12 +922,13 @@ write_plots(const struct audit *a, int *rendered)
 
         if (f == NULL)
             return EXIT_TEMPFAIL;
-        fprintf(f, "# epsilon(pld, delta=1e-5)  test_accuracy  dlg_psnr_db  "
-                   "dlg_label_acc  dlg_rel_error\n");
+        fprintf(f, "# epsilon(pld, delta=1e-5)  test_accuracy  %s  "
+                   "dlg_label_acc  dlg_rel_error\n",
+                a->text ? "dlg_token_acc" : "dlg_psnr_db");
         for (size_t i = 0; i < a->nruns; i++) {
             const struct run *r = &a->runs[i];
             double acc = r->ok ? r->test_acc : NAN;
-            double ps = r->dlg.ok ? mean_of(r->dlg.psnr, r->dlg.nimg) : NAN;
+            double ps = leak_of(a, &r->dlg);
 
             if (r->target_eps <= 0) {
                 base = k == 0 ? acc : ps;
@@ -915,7 +941,7 @@ write_plots(const struct audit *a, int *rendered)
                     r->dlg.ok ? mean_of(r->dlg.rel, r->dlg.nimg) : NAN);
         }
         fclose(f);
-        p = pathf("%s/plots/%s.dat", a->out, plots[k].name);
+        p = audit_pathf("%s/plots/%s.dat", a->out, plots[k].name);
         st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
         free(p);
         free(buf);
@@ -925,6 +951,9 @@ write_plots(const struct audit *a, int *rendered)
         len = 0;
         if ((f = open_memstream(&buf, &len)) == NULL)
             return EXIT_TEMPFAIL;
+        ylabel = k == 0 && a->text   ? "next-token accuracy on held-out windows"
+                 : k == 1 && a->text ? "DLG token accuracy"
+                                     : plots[k].ylabel;
         fprintf(f,
                 "# gnuplot script written by attnsec audit; run: gnuplot %s.gp\n"
                 "if (!exists(\"term\")) term = \"pngcairo\"\n"
@@ -934,8 +963,8 @@ write_plots(const struct audit *a, int *rendered)
                 "set xlabel \"epsilon (delta = 1e-5, PLD accountant)\"\n"
                 "set ylabel \"%s\"\nset logscale x\nset grid\nset key bottom right\n"
                 "%s",
-                plots[k].name, plots[k].name, plots[k].title, plots[k].ylabel,
-                k == 0 ? "set yrange [0:1]\n" : "set yrange [0:*]\n");
+                plots[k].name, plots[k].name, plots[k].title, ylabel,
+                k == 0 || a->text ? "set yrange [0:1]\n" : "set yrange [0:*]\n");
         if (isfinite(base))
             fprintf(f,
                     "plot \"%s.dat\" using 1:%d with linespoints pt 7 title \"DP-SGD\", "
@@ -946,14 +975,14 @@ write_plots(const struct audit *a, int *rendered)
                     "plot \"%s.dat\" using 1:%d with linespoints pt 7 title \"DP-SGD\"\n",
                     plots[k].name, plots[k].col);
         fclose(f);
-        p = pathf("%s/plots/%s.gp", a->out, plots[k].name);
+        p = audit_pathf("%s/plots/%s.gp", a->out, plots[k].name);
         st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
         free(p);
         free(buf);
         if (st != 0)
             return st;
         if (strcmp(a->plot, "none") != 0) {
-            char *pd = pathf("%s/plots", a->out), *gp = pathf("%s.gp", plots[k].name);
+            char *pd = audit_pathf("%s/plots", a->out), *gp = audit_pathf("%s.gp", plots[k].name);
             pid_t pid = fork();
             int ws;
 
@@ -1013,7 +1042,7 @@ write_grid(const struct audit *a, char *name, size_t cap)
             const double *src;
 
             if (cc == 0)
-                src = a->test->images + rr * (a->test->n / a->nimg) * HW;
+                src = a->test->images + audit_test_index(a, rr) * HW;
             else if (col[cc]->ok && rr < col[cc]->nimg)
                 src = col[cc]->recon + rr * HW;
             else
@@ -1032,7 +1061,7 @@ write_grid(const struct audit *a, char *name, size_t cap)
     }
 #ifdef HAVE_PNG
     snprintf(name, cap, "recon_grid.png");
-    path = pathf("%s/images/%s", a->out, name);
+    path = audit_pathf("%s/images/%s", a->out, name);
     {
         char *buf = NULL;
         size_t len = 0;
@@ -1067,7 +1096,7 @@ write_grid(const struct audit *a, char *name, size_t cap)
     }
 #else
     snprintf(name, cap, "recon_grid.pgm");
-    path = pathf("%s/images/%s", a->out, name);
+    path = audit_pathf("%s/images/%s", a->out, name);
     {
         char hdr[64];
         int n = snprintf(hdr, sizeof hdr, "P5\n%zu %zu\n255\n", W, H);
@@ -1087,36 +1116,147 @@ write_grid(const struct audit *a, char *name, size_t cap)
     return st;
 }
 
-static const char *
-statement(void)
+/* The privacy statement (report.txt and results.statement). */
+static void
+statement(const struct audit *a, char *buf, size_t cap)
 {
-    return "Each DP-SGD run trains on the 1437 shipped training digits with Poisson\n"
-           "sampling, per-example clipping and Gaussian noise; epsilon is for\n"
-           "add/remove-one-example neighbours at delta = 1e-5, computed by every\n"
-           "accountant (certified lower and upper bounds where the accountant has\n"
-           "them).  This audit ran in seeded mode: it measures the mechanisms and is\n"
-           "NOT a DP release.  DLG attacks the gradient one client with one held-out\n"
-           "image shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
-           "standard deviation sigma C).  Attention inversion attacks the attention\n"
-           "probabilities the trained model releases at inference for a held-out\n"
-           "image: DP-SGD protects the training data, not inference inputs, so that\n"
-           "column is not expected to improve with epsilon.\n";
+    if (a->text)
+        snprintf(buf, cap,
+                 "Each DP-SGD run trains on the %zu windows of %d tokens of the shipped\n"
+                 "corpus with Poisson sampling, per-example clipping and Gaussian noise;\n"
+                 "epsilon is for add/remove-one-window neighbours at delta = 1e-5,\n"
+                 "computed by every accountant (certified lower and upper bounds where\n"
+                 "the accountant has them).  A window is one example: a person whose\n"
+                 "text spans several windows has a larger epsilon (group privacy).  This\n"
+                 "audit ran in seeded mode: it measures the mechanisms and is NOT a DP\n"
+                 "release.  DLG attacks the gradient one client with one held-out window\n"
+                 "shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
+                 "standard deviation sigma C).  Attention inversion attacks the attention\n"
+                 "probabilities the trained model releases at inference for a held-out\n"
+                 "window: DP-SGD protects the training data, not inference inputs, so\n"
+                 "that column is not expected to improve with epsilon.\n",
+                 a->ntrain, AUDIT_TEXT_T);
+    else
+        snprintf(buf, cap,
+                 "Each DP-SGD run trains on the %zu shipped training digits with Poisson\n"
+                 "sampling, per-example clipping and Gaussian noise; epsilon is for\n"
+                 "add/remove-one-example neighbours at delta = 1e-5, computed by every\n"
+                 "accountant (certified lower and upper bounds where the accountant has\n"
+                 "them).  This audit ran in seeded mode: it measures the mechanisms and is\n"
+                 "NOT a DP release.  DLG attacks the gradient one client with one held-out\n"
+                 "image shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
+                 "standard deviation sigma C).  Attention inversion attacks the attention\n"
+                 "probabilities the trained model releases at inference for a held-out\n"
+                 "image: DP-SGD protects the training data, not inference inputs, so that\n"
+                 "column is not expected to improve with epsilon.\n",
+                 a->ntrain);
+}
+
+/* report.txt of the text audit: the table, and the recovered text. */
+static void
+write_txt_text(const struct audit *a, FILE *f)
+{
+    fprintf(f, "%-11s %6s %-18s %7s %6s %7s | %6s %8s %6s %5s | %9s\n", "", "", "", "",
+            "next", "", "DLG tok", "DLG tok", "rows", "DLG", "attention");
+    fprintf(f, "%-11s %6s %-18s %7s %6s %7s | %6s %8s %6s %5s | %9s\n", "run", "sigma",
+            "epsilon PLD lo-hi", "eps RDP", "tok acc", "ppl", "clip", "released", "tok",
+            "label", "orbit err");
+    for (size_t i = 0; i < a->nruns; i++) {
+        const struct run *r = &a->runs[i];
+        char s[9][40], e[48];
+
+        fmt_num(s[0], 40, r->ok ? r->sigma : NAN, 'f', 3);
+        if (!r->ok)
+            snprintf(e, sizeof e, "n/a");
+        else if (r->target_eps <= 0)
+            snprintf(e, sizeof e, "inf (no privacy)");
+        else
+            snprintf(e, sizeof e, "%.3f-%.3f", r->eps_lo[1], r->eps[1]);
+        fmt_num(s[1], 40, r->ok ? r->eps[0] : NAN, 'f', 3);
+        fmt_num(s[2], 40, r->ok ? r->test_acc : NAN, 'f', 3);
+        fmt_num(s[3], 40, r->ok ? exp(r->test_loss) : NAN, 'f', 1);
+        if (r->target_eps > 0)
+            fmt_num(s[4], 40, leak_of(a, &r->clip_only), 'f', 2);
+        else
+            snprintf(s[4], 40, "-");
+        fmt_num(s[5], 40, leak_of(a, &r->dlg), 'f', 2);
+        fmt_num(s[6], 40, r->dlg.ok ? mean_of(r->dlg.rows_acc, r->dlg.nimg) : NAN, 'f', 2);
+        fmt_num(s[7], 40, r->dlg.ok ? label_acc(r) : NAN, 'f', 2);
+        fmt_num(s[8], 40, r->ai_ok ? r->ai_orbit : NAN, 'e', 1);
+        if (r->ai_ok)
+            strcat(s[8], r->ai_success ? " ok" : " no");
+        fprintf(f, "%-11s %6s %-18s %7s %7s %7s | %6s %8s %6s %5s | %9s\n", r->name, s[0],
+                e, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]);
+    }
+    fprintf(
+        f,
+        "\nColumns.  epsilon: the PLD accountant's certified lower bound - upper\n"
+        "bound, and the RDP bound (delta = 1e-5; every accountant is in\n"
+        "report.json and tables/runs.csv).  next tok acc: how often the model's\n"
+        "top prediction is the token that follows a held-out window (%zu test\n"
+        "windows; the most frequent token alone scores about 0.08), ppl: its\n"
+        "perplexity.\n"
+        "DLG tok: the attack on the gradient of one client holding one held-out\n"
+        "window (B = 1, %d tokens): it optimises the window's token embeddings,\n"
+        "decodes each to the nearest row of the embedding table by cosine and\n"
+        "scores the fraction right at their position, mean over %zu windows;\n"
+        "'clip': the gradient clipped to C without noise; 'released': what one\n"
+        "DP-SGD step releases, clipped plus Gaussian noise of standard deviation\n"
+        "sigma C per entry (the raw gradient for the non-private run).  The attack\n"
+        "matches the gradient of every parameter but the embedding table with\n"
+        "the cosine loss, L-BFGS from %zu random starts (%zu with noise).\n"
+        "rows tok: the embedding table's gradient itself, whose nonzero rows are\n"
+        "the window's tokens: the fraction of its distinct tokens among the rows\n"
+        "of largest norm (released gradient).  label: the next token recovered\n"
+        "(iDLG) from the released gradient.  The noise has a norm of about\n"
+        "sigma C sqrt(P) (P = %zu parameters) against a clipped signal of norm C.\n"
+        "attention: attention inversion (arXiv 2310.12462) of the probabilities\n"
+        "the trained model releases at layer 0, head 0 for a held-out window; the\n"
+        "unknown is the layer's input X = [ln1(x); 1] (%zu x %zu), W has a kernel\n"
+        "of dimension %s; orbit err is the relative error modulo the maps that\n"
+        "preserve W, 'ok' when below 1e-6 (largest q/k mismatch of X against the\n"
+        "forward pass: %s).  n/a: the stage failed (see below).\n",
+        a->ntest, AUDIT_TEXT_T, a->nimg, a->restarts, a->noisy_restarts, a->params,
+        a->width + 1, a->tokens, a->ker_text, a->qk_text);
+    fprintf(f, "\nRecovered text (DLG on the released gradient)\n"
+               "---------------------------------------------\n");
+    for (size_t k = 0; k < a->nimg; k++) {
+        char w[512];
+
+        audit_text_words(a, a->win_test + audit_test_index(a, k) * AUDIT_TEXT_T, w,
+                         sizeof w);
+        fprintf(f, "window %zu (test window %zu)\n  %-12s %s\n", k, audit_test_index(a, k),
+                "original", w);
+        for (size_t i = 0; i < a->nruns; i++) {
+            const struct dlg_out *d = &a->runs[i].dlg;
+
+            if (d->ok && k < d->nimg) {
+                audit_text_words(a, d->ids + k * AUDIT_TEXT_T, w, sizeof w);
+                fprintf(f, "  %-12s %s  (%.0f/%d)\n", a->runs[i].name, w,
+                        d->tok_acc[k] * AUDIT_TEXT_T, AUDIT_TEXT_T);
+            } else
+                fprintf(f, "  %-12s n/a\n", a->runs[i].name);
+        }
+    }
 }
 
 static int
 write_txt(const struct audit *a, const char *grid, int rendered)
 {
-    char *buf = NULL, *p;
+    char *buf = NULL, *p, stmt[1536];
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     int st;
 
     if (f == NULL)
         return EXIT_TEMPFAIL;
+    statement(a, stmt, sizeof stmt);
     fprintf(f,
-            "attnsec audit: privacy / utility / leakage of a vision transformer on the "
-            "shipped digits\n\nPrivacy statement\n-----------------\n%s\n",
-            statement());
+            "attnsec audit: privacy / utility / leakage of a %s\n\n"
+            "Privacy statement\n-----------------\n%s\n",
+            a->text ? "token transformer on the shipped corpus"
+                    : "vision transformer on the shipped digits",
+            stmt);
     fprintf(f,
             "Training (seed %llu): the non-private run takes %zu Adam steps of\n"
             "expected batch %zu (lr %g); each DP-SGD run takes %zu steps of SGD with\n"
@@ -1124,8 +1264,12 @@ write_txt(const struct audit *a, const char *grid, int rendered)
             "sigma calibrated so that the RDP epsilon after the last step is the\n"
             "target.  Both sample with Poisson sampling.\n\n",
             (unsigned long long)a->seed, a->np_steps, a->np_batch, a->np_lr, a->steps,
-            a->batch, (double)a->batch / 1437.0, a->lr, a->clip);
+            a->batch, (double)a->batch / (double)a->ntrain, a->lr, a->clip);
     fprintf(f, "Privacy / utility / leakage\n---------------------------\n");
+    if (a->text) {
+        write_txt_text(a, f);
+        goto tail;
+    }
     fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "", "", "", "",
             "", "DLG PSNR", "DLG PSNR", "DLG", "DLG", "attention");
     fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "run", "sigma",
@@ -1186,23 +1330,32 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         "%s).  n/a: the stage failed (see below).\n",
         a->nimg, a->restarts, a->restarts, a->noisy_restarts, a->params,
         a->width + 1, a->tokens, a->ker_text, a->qk_text);
+tail:
     for (size_t i = 0; i < a->nruns; i++)
         if (a->runs[i].fail[0] != '\0')
             fprintf(f, "\nUnavailable in run %s: %s\n", a->runs[i].name, a->runs[i].fail);
-    fprintf(f,
-            "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
-            "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp}%s,\n"
-            "images/%s (rows: held-out images; columns: original, then what DLG\n"
-            "recovered in each run, in the order of the table, a private run with\n"
-            "two columns: clip only, then released), runs/*/ (each\n"
-            "training run's own report, model and curve).\n",
-            rendered ? " (+ rendered images)" : "", grid);
+    if (a->text)
+        fprintf(f,
+                "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv\n"
+                "(with the original and recovered text), plots/accuracy_vs_epsilon.{dat,gp},\n"
+                "plots/leakage_vs_epsilon.{dat,gp}%s, runs/*/ (each run's model and the\n"
+                "attention-inversion report).\n",
+                rendered ? " (+ rendered images)" : "");
+    else
+        fprintf(f,
+                "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
+                "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp}%s,\n"
+                "images/%s (rows: held-out images; columns: original, then what DLG\n"
+                "recovered in each run, in the order of the table, a private run with\n"
+                "two columns: clip only, then released), runs/*/ (each\n"
+                "training run's own report, model and curve).\n",
+                rendered ? " (+ rendered images)" : "", grid);
     if (!rendered && strcmp(a->plot, "none") != 0)
         fprintf(f,
                 "The plots were not rendered: install gnuplot (Debian: gnuplot-nox) and "
                 "run 'gnuplot NAME.gp' in plots/.\n");
     fclose(f);
-    p = pathf("%s/report.txt", a->out);
+    p = audit_pathf("%s/report.txt", a->out);
     st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
     free(p);
     free(buf);
@@ -1233,7 +1386,7 @@ static int
 write_json_report(const struct audit *a, const char *grid)
 {
     asec_report *rep = a->rep;
-    char *p = NULL;
+    char *p = NULL, stmt[1536];
     int rc;
 
 #define TRY(x)                                                                           \
@@ -1241,8 +1394,13 @@ write_json_report(const struct audit *a, const char *grid)
         if ((rc = (x)) != ASEC_OK)                                                       \
             goto fail;                                                                   \
     } while (0)
-    TRY(asec_report_set_str(rep, "config.data", "digits"));
-    TRY(asec_report_set_str(rep, "config.model", "default vit"));
+    TRY(asec_report_set_str(rep, "config.data", a->text ? "text" : "digits"));
+    TRY(asec_report_set_str(rep, "config.model",
+                            a->text ? "text transformer (C 32, 1 block, 2 heads, "
+                                      "bidirectional, mean pooling, K = V)"
+                                    : "default vit"));
+    if (a->text)
+        TRY(asec_report_set_int(rep, "config.window_tokens", AUDIT_TEXT_T));
     TRY(asec_report_set_bool(rep, "config.quick", a->quick));
     TRY(asec_report_set_int(rep, "config.seed", (long long)a->seed));
     TRY(asec_report_set_int(rep, "config.steps", (long long)a->steps));
@@ -1263,8 +1421,10 @@ write_json_report(const struct audit *a, const char *grid)
     TRY(asec_report_set_int(rep, "rng.seed", (long long)a->seed));
     TRY(asec_report_set_bool(rep, "rng.dp_release", 0));
     TRY(asec_report_set_str(rep, "rng.note", "NOT a DP release"));
-    TRY(asec_report_set_str(rep, "results.statement", statement()));
-    TRY(asec_report_set_str(rep, "results.image_grid", grid));
+    statement(a, stmt, sizeof stmt);
+    TRY(asec_report_set_str(rep, "results.statement", stmt));
+    if (!a->text)
+        TRY(asec_report_set_str(rep, "results.image_grid", grid));
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
         char *js;
@@ -1288,6 +1448,10 @@ write_json_report(const struct audit *a, const char *grid)
                 json_object_set_new(o, "test_accuracy", json_real(r->test_acc));
             if (isfinite(r->train_acc))
                 json_object_set_new(o, "train_accuracy", json_real(r->train_acc));
+            if (a->text && isfinite(r->test_loss)) {
+                json_object_set_new(o, "test_loss", json_real(r->test_loss));
+                jset(o, "test_perplexity", exp(r->test_loss));
+            }
             for (int k = 0; k < 4; k++) {
                 json_t *e = json_object();
 
@@ -1313,18 +1477,35 @@ write_json_report(const struct audit *a, const char *grid)
         if (r->dlg.ok) {
             for (size_t k = 0; k < r->dlg.nimg; k++) {
                 json_t *e = json_pack("{s:I, s:b}", "test_index",
-                                      (json_int_t)(k * (a->test->n / a->nimg)),
+                                      (json_int_t)audit_test_index(a, k),
                                       "label_correct", r->dlg.label_ok[k]);
 
                 jset(e, "mse", r->dlg.mse[k]);
-                jset(e, "psnr_db", r->dlg.psnr[k]);
                 jset(e, "rel_error", r->dlg.rel[k]);
+                if (a->text) {
+                    char w[512];
+
+                    jset(e, "token_acc", r->dlg.tok_acc[k]);
+                    jset(e, "emb_rows_token_acc", r->dlg.rows_acc[k]);
+                    audit_text_words(a,
+                                     a->win_test + audit_test_index(a, k) * AUDIT_TEXT_T,
+                                     w, sizeof w);
+                    json_object_set_new(e, "original", json_string(w));
+                    audit_text_words(a, r->dlg.ids + k * AUDIT_TEXT_T, w, sizeof w);
+                    json_object_set_new(e, "recovered", json_string(w));
+                } else
+                    jset(e, "psnr_db", r->dlg.psnr[k]);
                 json_array_append_new(per, e);
             }
-            dlg =
-                json_pack("{s:I, s:o}", "images", (json_int_t)r->dlg.nimg, "per_image", per);
+            dlg = json_pack("{s:I, s:o}", a->text ? "windows" : "images",
+                            (json_int_t)r->dlg.nimg, a->text ? "per_window" : "per_image",
+                            per);
             jset(dlg, "mse", mean_of(r->dlg.mse, r->dlg.nimg));
-            jset(dlg, "psnr_db", mean_of(r->dlg.psnr, r->dlg.nimg));
+            if (a->text) {
+                jset(dlg, "token_acc", leak_of(a, &r->dlg));
+                jset(dlg, "emb_rows_token_acc", mean_of(r->dlg.rows_acc, r->dlg.nimg));
+            } else
+                jset(dlg, "psnr_db", mean_of(r->dlg.psnr, r->dlg.nimg));
             jset(dlg, "rel_error", mean_of(r->dlg.rel, r->dlg.nimg));
             jset(dlg, "label_acc", label_acc(r));
             jset(dlg, "seconds", r->dlg.seconds);
@@ -1335,9 +1516,10 @@ write_json_report(const struct audit *a, const char *grid)
         } else
             json_decref(per);
         if (r->clip_only.ok) {
-            dlg = json_pack("{s:I, s:s, s:s}", "images", (json_int_t)r->clip_only.nimg,
-                            "gradient", "clipped", "loss", "cos");
-            jset(dlg, "psnr_db", mean_of(r->clip_only.psnr, r->clip_only.nimg));
+            dlg = json_pack("{s:I, s:s, s:s}", a->text ? "windows" : "images",
+                            (json_int_t)r->clip_only.nimg, "gradient", "clipped", "loss",
+                            "cos");
+            jset(dlg, a->text ? "token_acc" : "psnr_db", leak_of(a, &r->clip_only));
             jset(dlg, "rel_error", mean_of(r->clip_only.rel, r->clip_only.nimg));
             jset(dlg, "mse", mean_of(r->clip_only.mse, r->clip_only.nimg));
             json_object_set_new(o, "recon_clip_only", dlg);
@@ -1370,7 +1552,7 @@ write_json_report(const struct audit *a, const char *grid)
             TRY(asec_report_warn(rep, "run %s: %s", r->name, r->fail));
     }
     TRY(asec_report_finish(rep, 0));
-    p = pathf("%s/report.json", a->out);
+    p = audit_pathf("%s/report.json", a->out);
     if (p == NULL) {
         rc = ASEC_ENOMEM;
         goto fail;
@@ -1389,20 +1571,26 @@ fail:
 /* ----------------------------------------------------------------- main */
 
 /* Progress: one line per stage on standard error ("[4/12] eps=8: ..."),
- * with the elapsed time; silent with -q. */
+ * with the elapsed wall and CPU time (the machine may be shared, and the
+ * CPU time says where the work goes); silent with -q. */
 static void
 stage(const struct audit *a, size_t k, const struct run *r, const char *what)
 {
-    static struct timespec t0;
-    struct timespec t;
+    static struct timespec t0, c0;
+    struct timespec t, c;
 
-    if (k == 1)
+    if (k == 1) {
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    }
     if (cli_verbosity == 0)
         return;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    fprintf(stderr, "%s: [%zu/%zu] %5.0f s  %s: %s\n", cli_command(), k, 3 * a->nruns,
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
+    fprintf(stderr, "%s: [%zu/%zu] %5.0f s (CPU %.0f s)  %s: %s\n", cli_command(), k,
+            3 * a->nruns,
             (double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec),
+            (double)(c.tv_sec - c0.tv_sec) + 1e-9 * (double)(c.tv_nsec - c0.tv_nsec),
             r->name, what);
 }
 
@@ -1477,17 +1665,15 @@ cmd_audit(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct audit a;
     const char *eps_text = NULL, *data = "digits";
-    size_t steps = 0, nimg = 0, restarts = 0, np_steps = 0;
+    size_t steps = 0, nimg = 0, restarts = 0, np_steps = 0, batch = 0, np_batch = 0;
+    double lr = 0;
     int c, st = 0, seeded = 0, rendered = 0, rc;
     char grid[64] = "";
     asec_model *m = NULL;
 
     memset(&a, 0, sizeof a);
     a.out = "audit-report";
-    a.batch = 718; /* q = 0.5 */
-    a.lr = 0.3;
     a.clip = 1.0;
-    a.np_batch = 256;
     a.np_lr = 0.003;
     a.plot = "png";
     opterr = 0;
@@ -1509,10 +1695,10 @@ cmd_audit(int argc, char **argv)
             st = cli_parse_size("--steps", optarg, 1, 1000000, &steps);
             break;
         case 'b':
-            st = cli_parse_size("--batch-size", optarg, 1, 1437, &a.batch);
+            st = cli_parse_size("--batch-size", optarg, 1, 1000000, &batch);
             break;
         case OPT_LR:
-            st = cli_parse_double("--lr", optarg, 1e-9, 10, &a.lr);
+            st = cli_parse_double("--lr", optarg, 1e-9, 10, &lr);
             break;
         case 'C':
             st = cli_parse_double("--clip", optarg, 1e-9, 1e9, &a.clip);
@@ -1521,7 +1707,7 @@ cmd_audit(int argc, char **argv)
             st = cli_parse_size("--np-steps", optarg, 1, 1000000, &np_steps);
             break;
         case OPT_NP_BATCH:
-            st = cli_parse_size("--np-batch-size", optarg, 1, 1437, &a.np_batch);
+            st = cli_parse_size("--np-batch-size", optarg, 1, 1000000, &np_batch);
             break;
         case OPT_NP_LR:
             st = cli_parse_double("--np-lr", optarg, 1e-9, 10, &a.np_lr);
@@ -1565,23 +1751,53 @@ cmd_audit(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (strcmp(data, "text") == 0) {
-        cli_error("--data=text: the text audit is not available yet in this version; "
-                  "run the digits audit (the default)");
-        return EXIT_UNAVAILABLE;
-    }
-    if (strcmp(data, "digits") != 0)
+    if (strcmp(data, "text") == 0)
+        a.text = 1;
+    else if (strcmp(data, "digits") != 0)
         return cli_usage_error("--data: '%s' is not digits or text", data);
     if ((st = parse_eps_list(&a, eps_text  ? eps_text
                                  : a.quick ? QUICK_EPS
                                            : "1,3,8")) != 0)
         return st;
     qsort(a.eps, a.neps, sizeof a.eps[0], cmp_desc);
-    a.steps = steps ? steps : a.quick ? QUICK_STEPS : DEFAULT_STEPS;
-    a.np_steps = np_steps ? np_steps : a.quick ? QUICK_NP_STEPS : DEFAULT_NP_STEPS;
+    if (a.text) {
+        a.steps = steps ? steps : a.quick ? TEXT_QUICK_STEPS : TEXT_STEPS;
+        a.np_steps = np_steps ? np_steps : a.quick ? QUICK_NP_STEPS : DEFAULT_NP_STEPS;
+        a.restarts = restarts ? restarts : 2;
+        a.batch = batch ? batch : 512;
+        a.lr = lr > 0 ? lr : 0.5;
+    } else {
+        a.steps = steps ? steps : a.quick ? QUICK_STEPS : DEFAULT_STEPS;
+        a.np_steps = np_steps ? np_steps : a.quick ? QUICK_NP_STEPS : DEFAULT_NP_STEPS;
+        a.restarts = restarts ? restarts : a.quick ? 4 : 8;
+        a.batch = batch ? batch : 718; /* q = 0.5 */
+        a.lr = lr > 0 ? lr : 0.3;
+    }
+    a.np_batch = np_batch ? np_batch : 256;
     a.nimg = nimg ? nimg : a.quick ? 2 : 4;
-    a.restarts = restarts ? restarts : a.quick ? 4 : 8;
     a.noisy_restarts = a.restarts / 4 ? a.restarts / 4 : 1;
+    /* the one way to find the shipped data (also for the commands the
+     * audit calls): $ATTNSEC_DATADIR, installed, source tree */
+    if (a.text)
+        rc = audit_text_load(&a);
+    else if ((rc = asec_data_load(&a.test, cli_datadir(), "digits", "test")) == ASEC_OK) {
+        asec_data *tr = NULL;
+
+        rc = asec_data_load(&tr, cli_datadir(), "digits", "train");
+        a.ntrain = tr != NULL ? tr->n : 0;
+        asec_data_free(tr);
+    }
+    if (rc != ASEC_OK) {
+        st = cli_fail(rc);
+        goto done;
+    }
+    if (a.batch > a.ntrain || a.np_batch > a.ntrain) {
+        st = cli_usage_error("--%sbatch-size %zu exceeds the %zu training %s",
+                             a.batch > a.ntrain ? "" : "np-",
+                             a.batch > a.ntrain ? a.batch : a.np_batch, a.ntrain,
+                             a.text ? "windows" : "images");
+        goto done;
+    }
     if (!seeded)
         randombytes_buf(&a.seed, sizeof a.seed);
     a.seed &= (UINT64_C(1) << 53) - 1; /* exact in JSON */
@@ -1604,35 +1820,38 @@ cmd_audit(int argc, char **argv)
         a.runs[i].eps[0] = a.runs[i].eps[1] = a.runs[i].eps[2] = a.runs[i].eps[3] = NAN;
         a.runs[i].eps_lo[0] = a.runs[i].eps_lo[1] = NAN;
         a.runs[i].eps_lo[2] = a.runs[i].eps_lo[3] = NAN;
-        a.runs[i].test_acc = a.runs[i].train_acc = NAN;
+        a.runs[i].test_acc = a.runs[i].train_acc = a.runs[i].test_loss = NAN;
     }
     {
-        char *d[4] = {pathf("%s/tables", a.out), pathf("%s/plots", a.out),
-                      pathf("%s/images", a.out), pathf("%s/runs", a.out)};
+        char *d[4] = {audit_pathf("%s/tables", a.out), audit_pathf("%s/plots", a.out),
+                      audit_pathf("%s/runs", a.out),
+                      a.text ? NULL : audit_pathf("%s/images", a.out)};
 
         rc = ASEC_OK;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < (a.text ? 3 : 4); k++) {
             if (rc == ASEC_OK)
                 rc = d[k] ? asec_afile_mkdirs(d[k]) : ASEC_ENOMEM;
             free(d[k]);
         }
-        if (rc != ASEC_OK)
-            return cli_fail(rc);
+        if (rc != ASEC_OK) {
+            st = cli_fail(rc);
+            goto done;
+        }
     }
-    /* the one way to find the shipped data (also for the commands the
-     * audit calls): $ATTNSEC_DATADIR, installed, source tree */
-    if ((rc = asec_data_load(&a.test, cli_datadir(), "digits", "test")) != ASEC_OK)
-        return cli_fail(rc);
     if ((rc = asec_report_alloc(&a.rep, "audit", argc, argv)) != ASEC_OK) {
         st = cli_fail(rc);
         goto done;
     }
     {
-        static const char *const files[] = {"train_images", "train_labels", "test_images",
-                                            "test_labels"};
+        static const char *const files[] = {"digits/train_images", "digits/train_labels",
+                                            "digits/test_images", "digits/test_labels"};
+        static const char *const tfiles[] = {"text/train_tokens", "text/test_tokens",
+                                             "text/vocab"};
 
-        for (int k = 0; k < 4; k++) {
-            char *fp = pathf("%s/digits/%s.npy", cli_datadir(), files[k]);
+        for (size_t k = 0; k < (a.text ? 3u : 4u); k++) {
+            char *fp = audit_pathf("%s/%s.%s", cli_datadir(),
+                                   a.text ? tfiles[k] : files[k],
+                                   a.text && k == 2 ? "txt" : "npy");
 
             rc = fp ? asec_report_add_input(a.rep, fp) : ASEC_ENOMEM;
             free(fp);
@@ -1648,16 +1867,19 @@ cmd_audit(int argc, char **argv)
         char *mp;
 
         stage(&a, 3 * i + 1, r, "training with DP-SGD");
-        st = train(&a, r, a.seed + i);
+        st = a.text ? audit_text_train(&a, r, a.seed + i, &m) : train(&a, r, a.seed + i);
         if (st == EXIT_CANTCREAT || st == EXIT_IOERR || st == EXIT_TEMPFAIL)
             goto done; /* output problems end the audit */
         if (!r->ok) {
             st = 0;
             continue;
         }
-        mp = pathf("%s/runs/%s/model.safetensors", a.out, r->dir);
-        rc = mp ? asec_model_load(&m, mp) : ASEC_ENOMEM;
-        free(mp);
+        rc = ASEC_OK;
+        if (m == NULL) {
+            mp = audit_pathf("%s/runs/%s/model.safetensors", a.out, r->dir);
+            rc = mp ? asec_model_load(&m, mp) : ASEC_ENOMEM;
+            free(mp);
+        }
         if (rc != ASEC_OK) {
             snprintf(r->fail, sizeof r->fail, "cannot load the trained model: %s",
                      asec_errmsg());
@@ -1667,9 +1889,11 @@ cmd_audit(int argc, char **argv)
         a.width = asec_model_get_arch(m)->channels;
         a.tokens = asec_model_tokens(m, 0);
         stage(&a, 3 * i + 2, r, "DLG on client gradients");
-        rc = attack_dlg(&a, r, &r->dlg, 1, m, a.seed + 100 + i);
+        rc = (a.text ? audit_text_dlg : attack_dlg)(&a, r, &r->dlg, 1, m,
+                                                    a.seed + 100 + i);
         if (rc == ASEC_OK && r->target_eps > 0)
-            rc = attack_dlg(&a, r, &r->clip_only, 0, m, a.seed + 100 + i);
+            rc = (a.text ? audit_text_dlg : attack_dlg)(&a, r, &r->clip_only, 0, m,
+                                                        a.seed + 100 + i);
         if (rc == ASEC_ENOMEM) {
             st = cli_fail(rc);
             goto done;
@@ -1699,15 +1923,15 @@ cmd_audit(int argc, char **argv)
         snprintf(a.qk_text, sizeof a.qk_text, "%.1e", qk);
     }
     if ((st = write_csv(&a)) != 0 || (st = write_plots(&a, &rendered)) != 0 ||
-        (st = write_grid(&a, grid, sizeof grid)) != 0 ||
+        (!a.text && (st = write_grid(&a, grid, sizeof grid)) != 0) ||
         (st = write_txt(&a, grid, rendered)) != 0 ||
         (st = write_json_report(&a, grid)) != 0)
         goto done;
     if (cli_verbosity > 0) {
         fprintf(stderr,
                 "%s: report written to %s/report.txt (and report.json, tables/, "
-                "plots/, images/%s)\n",
-                cli_command(), a.out, grid);
+                "plots/%s%s)\n",
+                cli_command(), a.out, a.text ? "" : ", images/", grid);
         if (!rendered && strcmp(a.plot, "none") != 0)
             fprintf(stderr,
                     "%s: hint: install gnuplot (Debian: gnuplot-nox) to render the "
@@ -1719,7 +1943,10 @@ done:
     for (size_t i = 0; i < a.nruns; i++) {
         free(a.runs[i].dlg.recon);
         free(a.runs[i].clip_only.recon);
+        free(a.runs[i].dlg.ids);
+        free(a.runs[i].clip_only.ids);
     }
+    audit_text_free(&a);
     asec_data_free(a.test);
     asec_report_free(a.rep);
     return st;

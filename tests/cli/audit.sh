@@ -1,13 +1,17 @@
 #!/bin/sh
-# attnsec audit --quick: the main job end to end on the shipped digits; the
-# report files exist and hold the key fields; usage errors exit 64.
+# attnsec audit --quick: the main job end to end on the shipped digits and
+# on the shipped text; the report files exist and hold the key fields;
+# every key of report.json is documented in attnsec-report(5); usage
+# errors exit 64.
 . "${ASEC_SRCDIR:?}/tests/cli/common.sh"
 
 run 64 "$ATTNSEC" audit --bogus && stdout_empty "unknown option"
 run 64 "$ATTNSEC" audit --epsilons=0 && stdout_empty "--epsilons=0"
 run 64 "$ATTNSEC" audit --plot=gif
 run 64 "$ATTNSEC" audit extra-argument
-run 69 "$ATTNSEC" audit --data=text -o "$scratch/text"
+run 64 "$ATTNSEC" audit --data=pictures
+run 64 "$ATTNSEC" audit --batch-size=5000 -o "$scratch/big" &&
+    stderr_has '1437 training images' "batch size checked against the loaded data"
 run 0 "$ATTNSEC" audit --help && stdout_has '^Usage: attnsec audit' "--help"
 
 out=$scratch/report
@@ -63,6 +67,24 @@ head -n 1 "$out/tables/runs.csv" | grep -q '^run,target_epsilon,sigma,' || fail 
 # epsilon decreases with the target; PLD stays within its target
 awk -F, 'NR > 2 && $7 != "n/a" { if ($7 > $2 * 1.0001) bad = 1 } END { exit bad }' \
     "$out/tables/runs.csv" || fail "a PLD epsilon exceeds its target"
+# every key path of report.json is documented in attnsec-report(5): each
+# component name appears in the page as a word (jq walks the JSON; without
+# it the check is skipped with a note)
+man5=$ASEC_SRCDIR/man/attnsec-report.5
+check_keys() {
+    if ! command -v jq >/dev/null 2>&1; then
+        echo "NOTE: jq not installed: report.json key check skipped" >&2
+        return 0
+    fi
+    keys=$(jq -r 'paths | map(select(type == "string")) | .[]' "$1" | sort -u) ||
+        { fail "jq cannot read $1"; return 0; }
+    [ -n "$keys" ] || fail "no keys in $1"
+    for k in $keys; do
+        grep -qw -- "$k" "$man5" || fail "report.json key '$k' is not in attnsec-report(5)"
+    done
+}
+check_keys "$j"
+
 # same seed, same numbers (a tiny audit twice)
 for d in tiny1 tiny2; do
     run 0 "$ATTNSEC" audit --quick --seed=7 -T 3 --np-steps=3 -n 1 -r 1 --plot=none -q \
@@ -70,4 +92,37 @@ for d in tiny1 tiny2; do
 done
 cmp "$scratch/tiny1/tables/runs.csv" "$scratch/tiny2/tables/runs.csv" ||
     fail "same seed, different numbers"
+
+# --data=text: the corpus, a token transformer, token accuracy
+out=$scratch/text
+run 0 "$ATTNSEC" audit --quick --data=text --seed=7 -o "$out" || finish
+stderr_has '\[6/6\]' "text: progress lines"
+for f in report.json report.txt tables/runs.csv tables/dlg.csv \
+    plots/accuracy_vs_epsilon.dat plots/leakage_vs_epsilon.dat; do
+    [ -s "$out/$f" ] || fail "text: missing or empty $f"
+done
+[ ! -e "$out/images" ] || fail "text: an images/ directory"
+j=$out/report.json
+for k in '"data": "text"' '"window_tokens": 8' '"token_acc"' '"emb_rows_token_acc"' \
+    '"label_acc"' '"per_window"' '"original"' '"recovered"' '"test_perplexity"' \
+    '"orbit_error"' '"recon_clip_only"' '"exit_status": 0'; do
+    grep -q -- "$k" "$j" || fail "text report.json lacks $k"
+done
+# token accuracy: a number in [0, 1] for every run (never null)
+grep -q '"token_acc": null' "$j" && fail "text: a null token accuracy"
+awk -F, 'NR > 1 { if ($14 == "n/a" || $14 < 0 || $14 > 1) bad = 1; n++ }
+    END { exit bad || n != 2 }' "$out/tables/runs.csv" ||
+    fail "text: dlg_token_acc not in [0, 1] for both runs"
+head -n 1 "$out/tables/runs.csv" | grep -q ',dlg_token_acc,' || fail "text: runs.csv header"
+# report.txt: the statement, the table and the recovered text
+head -n 4 "$out/report.txt" | grep -q 'Privacy statement' ||
+    fail "text: report.txt does not open with the statement"
+grep -q '13738 windows' "$out/report.txt" || fail "text: training size not from the data"
+grep -q '^Recovered text' "$out/report.txt" || fail "text: no recovered text"
+grep -q '^  original ' "$out/report.txt" || fail "text: no original text"
+# the bag of words: the embedding table's gradient names every token of
+# the raw non-private gradient; the noise of eps=8 hides them
+awk -F, '$1 == "non-private" { ok = $20 == 1 } END { exit !ok }' \
+    "$out/tables/runs.csv" || fail "text: embedding rows did not leak the tokens"
+check_keys "$j"
 finish

@@ -2,8 +2,10 @@
 # 'attnsec defend dpsgd': usage and budget statuses, the output files, the
 # ledger's epsilon against 'attnsec account epsilon' on the same schedule,
 # and a seeded run killed with SIGKILL at a random step and resumed, which
-# must end with a byte-identical model file and the same ledger
-# (asec_dpsgd(3), attnsec-defend(1)).
+# must end with a byte-identical model file and the same ledger; the
+# paper's attention-regression mode (accounting side by side against
+# 'attnsec account', the convergence bound) (asec_dpsgd(3),
+# attnsec-defend(1)).
 . "${ASEC_SRCDIR:?}/tests/cli/common.sh"
 
 dp="$ATTNSEC defend dpsgd -q"
@@ -76,6 +78,38 @@ if run 0 $dp $long -o "$scratch/full"; then
     l1=$(sed -n '/"ledger": {/,/}/p' "$scratch/full/report.json")
     l2=$(sed -n '/"ledger": {/,/}/p' "$scratch/killed/report.json")
     [ -n "$l1" ] && [ "$l1" = "$l2" ] || fail "resumed ledger differs"
+fi
+
+# The paper's setting (--attn-regression, arXiv 2311.13624): noisy
+# full-batch gradient descent on a seeded attention-regression instance.
+# Every composition's epsilon equals 'attnsec account' on the same
+# schedule (q = 1, sigma 3, 40 steps), and the convergence bound of
+# MATH.md 3.4 applies (no clipping, eta <= 1/beta) and holds on the run.
+run 64 $dp --attn-regression -b 16 -o "$scratch/u" && stderr_has "batch-size" "areg -b"
+run 64 $dp --attn-regression --resume -o "$scratch/u"
+if run 0 $dp --attn-regression --examples=64 -T 40 -s 5 --sigma=3 -o "$scratch/ar"; then
+    for f in model.safetensors report.json report.txt convergence.csv convergence.dat \
+        convergence.gp; do
+        [ -s "$scratch/ar/$f" ] || fail "attn-regression: $f missing"
+    done
+    n=$(wc -l <"$scratch/ar/convergence.csv")
+    [ "$n" -eq 41 ] || fail "convergence.csv has $n lines, expected 41"
+    r=$scratch/ar/report.json
+    grep -q '"mode": "attn-regression"' "$r" || fail "attn-regression: no mode"
+    grep -q '"bound_applies": true' "$r" || fail "attn-regression: the bound does not apply"
+    grep -q '"bound_holds": true' "$r" || fail "attn-regression: the bound does not hold"
+    grep -q '"bound_holds_every_step": true' "$r" ||
+        fail "attn-regression: the bound fails at some step"
+    for acc in basic advanced exact rdp; do
+        mine=$(awk -v k="\"$acc\": {" '/"accountants": {/ { a = 1 }
+            a && index($0, k) { b = 1 }
+            b && /"epsilon":/ { sub(/^ *"epsilon": /, ""); sub(/,$/, ""); print; exit }' "$r")
+        if run 0 "$ATTNSEC" account epsilon -q 1 -s 3 -T 40 --accountant=$acc --json; then
+            want=$(sed -n 's/^  "epsilon": \(.*\),$/\1/p' "$scratch/out")
+            [ -n "$mine" ] && [ "$mine" = "$want" ] ||
+                fail "attn-regression: $acc epsilon '$mine' differs from attnsec account '$want'"
+        fi
+    done
 fi
 
 # Non-private baseline through the same loop: epsilon is infinite.
