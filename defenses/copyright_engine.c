@@ -173,8 +173,8 @@ asec_copyright_engine_features(double *x, asec_model *m, const int64_t *tokens,
     const asec_model_arch *a = asec_model_get_arch(m);
     size_t T = a->seq_len, C = a->channels, d = C + 1;
     if (ntok < T)
-        ASEC_FAIL(ASEC_EINVAL, "copyright features: %zu tokens, need at least seq_len %zu",
-                  ntok, T);
+        ASEC_FAIL(ASEC_EINVAL,
+                  "copyright features: %zu tokens, need at least seq_len %zu", ntok, T);
     size_t rows = ntok - T + 1, chunk = rows < ENGINE_CHUNK ? rows : ENGINE_CHUNK;
     size_t nw, nh;
     if (asec__mul_size(chunk, T, &nw) != 0 || asec__mul_size(nw, C, &nh) != 0 ||

@@ -983,7 +983,8 @@ START_TEST(test_engine_train)
     o.lr = 1e-2;
     ck_assert_int_eq(asec_rng_alloc_seeded(&g1, 9, "check_copyright/train"), ASEC_OK);
     ck_assert_int_eq(asec_rng_alloc_seeded(&g2, 9, "check_copyright/train"), ASEC_OK);
-    ck_assert_int_eq(asec_copyright_engine_train(m1, &r1, curve, tok, N, &o, g1), ASEC_OK);
+    ck_assert_int_eq(asec_copyright_engine_train(m1, &r1, curve, tok, N, &o, g1),
+                     ASEC_OK);
     ck_assert_int_eq(asec_copyright_engine_train(m2, &r2, NULL, tok, N, &o, g2), ASEC_OK);
     ck_assert_uint_eq(r1.steps, 150);
     ck_assert(r1.loss_first == curve[0]);
@@ -1040,7 +1041,8 @@ START_TEST(test_engine_corpus_tau_grows)
     ck_assert_int_eq(asec_rng_alloc_seeded(&r, 1, "check_copyright/corpus"), ASEC_OK);
     asec_model_init_params(m, r);
     o.steps = 150;
-    ck_assert_int_eq(asec_copyright_engine_train(m, &er, NULL, tok, NTOK, &o, r), ASEC_OK);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &er, NULL, tok, NTOK, &o, r),
+                     ASEC_OK);
     ck_assert(er.loss_last < er.loss_first - 1.0);
     ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, NTOK), ASEC_OK);
     for (size_t i = 0; i < N; i++) {
@@ -1092,32 +1094,49 @@ START_TEST(test_engine_errors)
     ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_OK);
     /* Options: version, batch 0, lr <= 0, beta out of [0, 1), eps <= 0. */
     o.version = 2;
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
     o.version = ASEC_COPYRIGHT_ENGINE_OPTIONS_VERSION;
     o.batch = 0;
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
     o.batch = 4;
     o.lr = 0;
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
     o.lr = 1e-3;
     o.beta2 = 1.0;
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
     o.beta2 = 0.999;
     o.eps = 0;
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
     o.eps = 1e-8;
     /* Models: not causal, not text. */
-    ck_assert_int_eq(asec_copyright_engine_train(nc, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
-    ck_assert_int_eq(asec_copyright_engine_train(vit, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(nc, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(vit, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
     ck_assert_int_eq(asec_copyright_engine_features(x, nc, tok, N), ASEC_EINVAL);
     ck_assert_int_eq(asec_copyright_engine_features(x, vit, tok, N), ASEC_EINVAL);
     /* Too few tokens (T + 1 to train, T for features), a token >= V. */
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, 3, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, 3, &o, g),
+                     ASEC_EINVAL);
     ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, 2), ASEC_EINVAL);
     tok[2] = 12;
     ck_assert_int_eq(asec_copyright_engine_features(x, m, tok, N), ASEC_EINVAL);
     o.batch = 64; /* every start drawn: the bad token is met */
-    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g), ASEC_EINVAL);
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_EINVAL);
+    /* A step size that throws the parameters to 1e300: the loss is not
+     * finite and training stops with ASEC_ENUMERIC. */
+    engine_stream(tok, N);
+    o.batch = 4;
+    o.steps = 5;
+    o.lr = 1e300;
+    ck_assert_int_eq(asec_copyright_engine_train(m, &r, NULL, tok, N, &o, g),
+                     ASEC_ENUMERIC);
     asec_rng_free(g);
     asec_model_free(m);
     asec_model_free(nc);

@@ -78,7 +78,7 @@ copyright_help(void)
         "Corpus demonstration (details: --corpus --help):\n"
         "      --corpus            next-token copyright regression on the KJV corpus\n"
         "                            over the features of a trained transformer, with\n"
-        "                            --copyright-fraction, --context, --engine-steps, ...\n"
+        "                            --copyright-fraction, --context, --engine-steps\n"
         "\n"
         "For the softmax family the targets of the copyrighted rows (and of the other\n"
         "rows) are renormalised to sum to 1, since softmax is taken over each subset.\n"
@@ -305,7 +305,7 @@ cmd_defend_copyright(int argc, char **argv)
                 return cli_usage_error("--family: unknown family '%s'", optarg);
             break;
         case OPT_PROPORTION:
-            if (copyright_parse_list("--proportion", optarg, 0.0, 1.0, props, &nprop) != 0)
+            if (copyright_parse_list("--proportion", optarg, 0.0, 1.0, props, &nprop))
                 return EXIT_USAGE;
             for (size_t i = 0; i < nprop; i++)
                 if (!(props[i] > 0.0 && props[i] < 1.0))

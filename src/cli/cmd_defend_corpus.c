@@ -75,7 +75,7 @@ corpus_help(void)
         "                               corpus.dat, corpus.gp, engine.csv and\n"
         "                               engine.safetensors to DIR\n"
         "      --json                 also print report.json on standard output\n"
-        "  -g, --gamma=LIST           copyright weights >= 0 (default: 0,1,2,4)\n"
+        "  -g, --gamma=LIST           copyright weights >= 0 (default: 0,0.5,1,2,4)\n"
         "      --copyright-fraction=F share of passages marked copyrighted, in (0, 1)\n"
         "                               (default: 0.25)\n"
         "      --doc-len=N            tokens per passage (\"document\") (default: 256)\n"
@@ -83,7 +83,7 @@ corpus_help(void)
         "      --vocab=N              classes: <unk> + the N-1 most frequent words\n"
         "                               (default: 256, at most 2049)\n"
         "      --context=T            tokens the engine sees, and the decoding prefix\n"
-        "                               (default: 4)\n"
+        "                               (default: 5)\n"
         "      --ngram=N              n-gram length for regeneration (default: 8)\n"
         "Engine:\n"
         "      --channels=C           model width (default: 64)\n"
@@ -93,7 +93,7 @@ corpus_help(void)
         "      --engine-batch=B       windows of T + 1 tokens per step (default: 32)\n"
         "      --engine-lr=X          Adam step size (default: 0.003)\n"
         "Head fit:\n"
-        "      --lambda=X             L2 weight 0.5 X ||W||^2 (default: 1e-4)\n"
+        "      --lambda=X             L2 weight 0.5 X ||W||^2 (default: 0.001)\n"
         "      --beta-c=X             keep L_1 >= X along the path (default: 0)\n"
         "      --max-iter=N           L-BFGS iterations per fit (default: 200)\n"
         "  -s, --seed=N               seed for the passage choice and the engine\n"
@@ -243,16 +243,16 @@ struct corpus_run {
 
 /* What the held-out and regeneration measures need. */
 struct corpus_eval {
-    asec_copyright_lm test;       /* the test rows, gamma 0 */
-    const int64_t *tok[2];        /* training and test streams */
+    asec_copyright_lm test; /* the test rows, gamma 0 */
+    const int64_t *tok[2];  /* training and test streams */
     size_t ntok[2];
-    const size_t *bounds[2];      /* passages of each stream */
+    const size_t *bounds[2]; /* passages of each stream */
     size_t ndocs[2];
-    const unsigned char *sel[2];  /* copyrighted, other training passages */
+    const unsigned char *sel[2]; /* copyrighted, other training passages */
     size_t ngram, T, V, d;
     const struct win_table *tab;
     asec_model *engine;
-    double *xs;                   /* (d) scratch */
+    double *xs; /* (d) scratch */
 };
 
 /* Test cross-entropy and perplexity, and the three regeneration rates
@@ -271,8 +271,7 @@ corpus_measure(struct corpus_run *ru, size_t *misses, const struct corpus_eval *
         rc = asec_copyright_regen(&ru->hits[i], &ru->total[i], e->tok[st], e->ntok[st],
                                   e->bounds[st], e->ndocs[st], st ? NULL : e->sel[i],
                                   e->ngram, e->T, 0, lm_next, &ctx);
-        ru->regen[i] =
-            ru->total[i] ? (double)ru->hits[i] / (double)ru->total[i] : NAN;
+        ru->regen[i] = ru->total[i] ? (double)ru->hits[i] / (double)ru->total[i] : NAN;
     }
     if (rc != ASEC_OK)
         return rc;
@@ -286,19 +285,20 @@ corpus_measure(struct corpus_run *ru, size_t *misses, const struct corpus_eval *
 static int
 write_text(const char *path, const struct corpus_run *r, size_t nr,
            const struct corpus_run *eng, const char *arch,
-           const asec_copyright_engine_result *er, const asec_copyright_engine_options *eo,
-           size_t P, size_t ntr, size_t ndocs, size_t ncp, size_t n1, size_t N, size_t nte,
-           size_t ngram, size_t T, double secs_engine)
+           const asec_copyright_engine_result *er,
+           const asec_copyright_engine_options *eo, size_t P, size_t ntr, size_t ndocs,
+           size_t ncp, size_t n1, size_t N, size_t nte, size_t ngram, size_t T,
+           double secs_engine)
 {
     asec_afile *f = NULL;
     int rc = asec_afile_open(&f, path);
 
     if (rc != ASEC_OK)
         return rc;
-#define P_(...)                                                                        \
-    do {                                                                               \
-        if (rc == ASEC_OK)                                                             \
-            rc = asec_afile_printf(f, __VA_ARGS__);                                    \
+#define P_(...)                                                                          \
+    do {                                                                                 \
+        if (rc == ASEC_OK)                                                               \
+            rc = asec_afile_printf(f, __VA_ARGS__);                                      \
     } while (0)
     P_("Copyright-avoiding next-token regression on the KJV corpus\n"
        "(attnsec defend copyright --corpus; arXiv 2308.12247)\n\n");
@@ -306,8 +306,7 @@ write_text(const char *path, const struct corpus_run *r, size_t nr,
        "           %s\n"
        "           %zu parameters; %zu Adam steps, batch %zu, lr %g (%.1f s CPU)\n"
        "           train loss (mean next-token cross-entropy) %.4f -> %.4f\n",
-       arch, P, er->steps, eo->batch, eo->lr, secs_engine, er->loss_first,
-       er->loss_last);
+       arch, P, er->steps, eo->batch, eo->lr, secs_engine, er->loss_first, er->loss_last);
     P_("Data:      %zu training tokens in %zu passages, %zu copyrighted (%zu of %zu\n"
        "           positions); %zu test tokens\n",
        ntr, ndocs, ncp, n1, N, nte);
@@ -317,31 +316,30 @@ write_text(const char *path, const struct corpus_run *r, size_t nr,
        ngram, T);
     P_("%8s %9s %9s %9s %9s %10s %10s %10s  %s\n", "gamma", "tau", "L1", "L2", "test_ppl",
        "regen_cp", "regen_oth", "regen_test", "status");
-    P_("%8s %9.4f %9.4f %9.4f %9.3f %9.2f%% %9.2f%% %9.2f%%  %s\n", "engine",
-       eng->tau, eng->l1, eng->l2, eng->ppl, 100 * eng->regen[0], 100 * eng->regen[1],
+    P_("%8s %9.4f %9.4f %9.4f %9.3f %9.2f%% %9.2f%% %9.2f%%  %s\n", "engine", eng->tau,
+       eng->l1, eng->l2, eng->ppl, 100 * eng->regen[0], 100 * eng->regen[1],
        100 * eng->regen[2], "(its own head)");
     for (size_t i = 0; i < nr; i++)
         P_("%8g %9.4f %9.4f %9.4f %9.3f %9.2f%% %9.2f%% %9.2f%%  %s\n", r[i].gamma,
-           r[i].tau, r[i].l1, r[i].l2, r[i].ppl, 100 * r[i].regen[0],
-           100 * r[i].regen[1], 100 * r[i].regen[2],
-           asec_copyright_status_name(r[i].status));
-    /* With and without: gamma 0 against the largest gamma. */
-    size_t i0 = nr, i1 = nr;
-    for (size_t i = 0; i < nr; i++) {
-        if (r[i].gamma == 0.0 && i0 == nr)
+           r[i].tau, r[i].l1, r[i].l2, r[i].ppl, 100 * r[i].regen[0], 100 * r[i].regen[1],
+           100 * r[i].regen[2], asec_copyright_status_name(r[i].status));
+    /* With and without: every gamma > 0 against gamma = 0. */
+    size_t i0 = nr;
+    for (size_t i = 0; i < nr && i0 == nr; i++)
+        if (r[i].gamma == 0.0)
             i0 = i;
-        if (r[i].gamma > 0.0 && (i1 == nr || r[i].gamma > r[i1].gamma))
-            i1 = i;
+    if (i0 < nr) {
+        P_("\nWith the copyright term against without (gamma 0), copyrighted %zu-grams "
+           "regenerated\nand held-out perplexity:\n",
+           ngram);
+        for (size_t i = 0; i < nr; i++)
+            if (r[i].gamma > 0.0)
+                P_("  gamma %-6g regeneration %.2f%% -> %.2f%% (%zu -> %zu of %zu), "
+                   "perplexity %.3f -> %.3f (%+.1f%%)\n",
+                   r[i].gamma, 100 * r[i0].regen[0], 100 * r[i].regen[0], r[i0].hits[0],
+                   r[i].hits[0], r[i0].total[0], r[i0].ppl, r[i].ppl,
+                   100 * (r[i].ppl / r[i0].ppl - 1));
     }
-    if (i0 < nr && i1 < nr)
-        P_("\nWith the copyright term (gamma %g) against without (gamma 0):\n"
-           "  regeneration of copyrighted %zu-grams %.2f%% -> %.2f%% (%zu -> %zu of "
-           "%zu)\n"
-           "  tau %.4f -> %.4f\n"
-           "  held-out perplexity %.3f -> %.3f (%+.1f%%)\n",
-           r[i1].gamma, ngram, 100 * r[i0].regen[0], 100 * r[i1].regen[0], r[i0].hits[0],
-           r[i1].hits[0], r[i0].total[0], r[i0].tau, r[i1].tau, r[i0].ppl, r[i1].ppl,
-           100 * (r[i1].ppl / r[i0].ppl - 1));
 #undef P_
     if (rc != ASEC_OK) {
         asec_afile_abort(f);
@@ -386,11 +384,12 @@ cmd_defend_copyright_corpus(int argc, char **argv)
         {"engine-lr", required_argument, NULL, OPT_ELR},
         COPYRIGHT_COMMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
-    struct copyright_common co = {NULL, 0, {0, 1, 2, 4}, 4, 0.0, 200, 0, corpus_help};
+    struct copyright_common co = {
+        .gammas = {0, 0.5, 1, 2, 4}, .ngamma = 5, .max_iter = 200, .help = corpus_help};
     const char *datadir = cli_datadir();
-    size_t doclen = 256, maxtok = 8192, V = 256, k = 4, ngram = 8;
+    size_t doclen = 256, maxtok = 8192, V = 256, k = 5, ngram = 8;
     size_t C = 64, L = 2, NH = 4;
-    double frac = 0.25, lambda = 1e-4;
+    double frac = 0.25, lambda = 1e-3;
     asec_copyright_lm_options lo = ASEC_COPYRIGHT_LM_OPTIONS_INIT;
     asec_copyright_engine_options eo = ASEC_COPYRIGHT_ENGINE_OPTIONS_INIT;
     asec_copyright_engine_result er;
@@ -543,7 +542,8 @@ cmd_defend_copyright_corpus(int argc, char **argv)
 
     /* One seeded stream: the passage choice, the engine's initialisation,
      * its training batches, in that order. */
-    if ((rc = asec_rng_alloc_seeded(&rng, co.seed, "defend/copyright/corpus")) != ASEC_OK) {
+    if ((rc = asec_rng_alloc_seeded(&rng, co.seed, "defend/copyright/corpus")) !=
+        ASEC_OK) {
         status = cli_fail(rc);
         goto done;
     }
@@ -673,8 +673,7 @@ cmd_defend_copyright_corpus(int argc, char **argv)
         (rc = asec_report_set_int(rep, "results.engine.steps", (long long)er.steps)) ||
         (rc = asec_report_set_num(rep, "results.engine.train_loss_first",
                                   er.loss_first)) ||
-        (rc = asec_report_set_num(rep, "results.engine.train_loss_last",
-                                  er.loss_last)) ||
+        (rc = asec_report_set_num(rep, "results.engine.train_loss_last", er.loss_last)) ||
         (rc = asec_report_set_num(rep, "results.engine.cpu_seconds", secs_engine))) {
         status = cli_fail(rc);
         goto done;
@@ -725,16 +724,22 @@ cmd_defend_copyright_corpus(int argc, char **argv)
 
     /* The measures, first for the engine's own head: W = [bias, weight]
      * in the regression's parametrisation, since x = [1, h]. */
-    struct corpus_eval ev = {ASEC_COPYRIGHT_LM_INIT,
-                             {tr, te},
-                             {ntr, nte},
-                             {bounds, tbounds},
-                             {ndocs, ntdocs},
-                             {sel, other},
-                             ngram, k, V, d, &tab, engine, xs};
+    struct corpus_eval ev = {.tok = {tr, te},
+                             .ntok = {ntr, nte},
+                             .bounds = {bounds, tbounds},
+                             .ndocs = {ndocs, ntdocs},
+                             .sel = {sel, other},
+                             .ngram = ngram,
+                             .T = k,
+                             .V = V,
+                             .d = d,
+                             .tab = &tab,
+                             .engine = engine,
+                             .xs = xs};
     struct corpus_run eng;
     size_t misses = 0;
 
+    ev.test = (asec_copyright_lm)ASEC_COPYRIGHT_LM_INIT;
     ev.test.x = asec_mat_view(xte, Nte, d);
     ev.test.y = te + k;
     ev.test.cp = cpte;
@@ -820,10 +825,12 @@ cmd_defend_copyright_corpus(int argc, char **argv)
         const char *st = asec_copyright_status_name(res.status);
         {
             char nb[14][32];
-            const double v[14] = {ru->gamma,     res.losses.tau, res.losses.l,
-                                  res.losses.l1, res.losses.l2,  res.losses.l_cpr,
-                                  ru->test_ce,   ru->ppl,        ru->regen[0],
-                                  ru->regen[1],  ru->regen[2],   res.grad_norm,
+            const double v[14] = {ru->gamma,     res.losses.tau,
+                                  res.losses.l,  res.losses.l1,
+                                  res.losses.l2, res.losses.l_cpr,
+                                  ru->test_ce,   ru->ppl,
+                                  ru->regen[0],  ru->regen[1],
+                                  ru->regen[2],  res.grad_norm,
                                   res.min_l1,    secs};
 
             for (size_t i = 0; i < 14; i++) /* JSON has no NaN: null */
@@ -841,8 +848,8 @@ cmd_defend_copyright_corpus(int argc, char **argv)
                      "\"seconds\": %s}",
                      nb[0], nb[1], nb[2], nb[3], nb[4], nb[5], nb[6], nb[7], nb[8], nb[9],
                      nb[10], ru->total[0], ru->total[1], ru->total[2], ru->hits[0],
-                     ru->hits[1], ru->hits[2], res.iterations, res.evaluations, st, nb[11],
-                     nb[12], misses, nb[13]);
+                     ru->hits[1], ru->hits[2], res.iterations, res.evaluations, st,
+                     nb[11], nb[12], misses, nb[13]);
         }
         rc = asec_report_append_json(rep, "results.runs", js);
         if (rc == ASEC_OK)

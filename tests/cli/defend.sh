@@ -114,7 +114,7 @@ fi
 # The default demonstration (about 30 s of CPU): only with ASEC_LONG_TESTS=1.
 if [ "${ASEC_LONG_TESTS:-0}" = 1 ] &&
     run 0 $ATTNSEC defend copyright -q --corpus -o "$scratch/corpus-default"; then
-    corpus_ok "$scratch/corpus-default" 4
+    corpus_ok "$scratch/corpus-default" 5
 fi
 
 [ "$failures" -eq 0 ] || exit 1
