@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <float.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
  * stay in the L2 cache: on the default vit (P = 26474) 4 rows cost 1.13x
  * a plain step at B = 64 where 64 rows cost 1.41x (bench_dpsgd). */
 #define CHUNK_BYTES ((size_t)1 << 20)
+#define PI 3.14159265358979323846
 #define MAX_CHUNK 64
 
 /* Checkpoint metadata keys. */
@@ -233,8 +235,14 @@ static int
 check_options(const asec_dpsgd_options *o, size_t n)
 {
     if (o->version != ASEC_DPSGD_OPTIONS_VERSION)
-        ASEC_FAIL(ASEC_EINVAL, "options version %u, this library has %u", o->version,
-                  (unsigned)ASEC_DPSGD_OPTIONS_VERSION);
+        ASEC_FAIL(ASEC_EINVAL, "options version %u, this library has 2 and %u",
+                  o->version, (unsigned)ASEC_DPSGD_OPTIONS_VERSION);
+    if ((unsigned)o->schedule > ASEC_DPSGD_COSINE)
+        ASEC_FAIL(ASEC_EINVAL, "unknown learning-rate schedule %d", (int)o->schedule);
+    if (o->schedule == ASEC_DPSGD_COSINE &&
+        !(isfinite(o->lr_final) && o->lr_final >= 0.0 && o->lr_final <= o->lr))
+        ASEC_FAIL(ASEC_EINVAL, "final learning rate %g is not in [0, lr = %g]",
+                  o->lr_final, o->lr);
     if ((unsigned)o->optim > ASEC_DPSGD_ADAM)
         ASEC_FAIL(ASEC_EINVAL, "unknown optimiser %d", (int)o->optim);
     if (!(isfinite(o->lr) && o->lr > 0.0))
@@ -468,7 +476,20 @@ asec_dpsgd_alloc(asec_dpsgd **out, asec_model *m, const asec_dpsgd_data *data,
     size_t bytes;
     int rc;
 
+    asec_dpsgd_options o;
+
     *out = NULL;
+    if (opts->version == 2) {
+        /* The version-2 layout ends before schedule: a constant rate. */
+        memset(&o, 0, sizeof o);
+        memcpy(&o, opts, offsetof(asec_dpsgd_options, schedule));
+        o.version = ASEC_DPSGD_OPTIONS_VERSION;
+        o.schedule = ASEC_DPSGD_CONSTANT;
+        o.lr_final = 0.0;
+    } else {
+        o = *opts;
+    }
+    opts = &o;
     ASEC_TRY(check_options(opts, data->n));
     if ((d = asec__calloc(1, sizeof *d)) == NULL)
         return ASEC_ENOMEM;
@@ -900,6 +921,18 @@ add_noise(asec_dpsgd *d)
     return ASEC_OK;
 }
 
+/* The learning rate of step t (1-based) under the schedule. */
+static double
+step_lr(const asec_dpsgd_options *o, uint64_t t)
+{
+    double c;
+
+    if (o->schedule != ASEC_DPSGD_COSINE || o->steps < 2)
+        return o->lr;
+    c = cos(PI * (double)(t - 1) / (double)(o->steps - 1));
+    return o->lr_final + (o->lr - o->lr_final) * 0.5 * (1.0 + c);
+}
+
 /* The optimiser update with direction g = d->sum (cannot fail). */
 static void
 apply_update(asec_dpsgd *d)
@@ -907,17 +940,18 @@ apply_update(asec_dpsgd *d)
     const asec_dpsgd_options *o = &d->opts;
     double *theta = asec_model_params(d->m), *g = d->sum;
     const size_t P = d->P;
+    double lr = step_lr(o, d->step);
 
     switch (o->optim) {
     case ASEC_DPSGD_SGD:
         for (size_t p = 0; p < P; p++)
-            theta[p] -= o->lr * g[p];
+            theta[p] -= lr * g[p];
         break;
     case ASEC_DPSGD_MOMENTUM:
         /* PyTorch SGD: v = mu v + g (v = g at the first step); theta -= lr v. */
         for (size_t p = 0; p < P; p++) {
             d->opt_m[p] = d->step == 1 ? g[p] : o->momentum * d->opt_m[p] + g[p];
-            theta[p] -= o->lr * d->opt_m[p];
+            theta[p] -= lr * d->opt_m[p];
         }
         break;
     case ASEC_DPSGD_ADAM: {
@@ -929,7 +963,7 @@ apply_update(asec_dpsgd *d)
             d->opt_m[p] = o->beta1 * d->opt_m[p] + (1.0 - o->beta1) * g[p];
             d->opt_v[p] = o->beta2 * d->opt_v[p] + (1.0 - o->beta2) * g[p] * g[p];
             theta[p] -=
-                o->lr * (d->opt_m[p] / c1) / (sqrt(d->opt_v[p] / c2) + o->adam_eps);
+                lr * (d->opt_m[p] / c1) / (sqrt(d->opt_v[p] / c2) + o->adam_eps);
         }
         break;
     }
@@ -1099,11 +1133,13 @@ options_text(char *buf, size_t cap, const asec_dpsgd *d)
              "\"beta2\":%.17g,\"adam_eps\":%.17g,\"sampling\":\"%s\",\"batch\":%zu,"
              "\"steps\":%zu,\"clip\":%.17g,\"sigma\":%.17g,\"idealized\":%d,"
              "\"granularity_bits\":%d,\"chunk\":%zu,\"target_epsilon\":%.17g,"
-             "\"delta\":%.17g,\"ema\":%.17g,\"n\":%zu,\"T\":%zu}",
+             "\"delta\":%.17g,\"ema\":%.17g,\"schedule\":%d,\"lr_final\":%.17g,"
+             "\"n\":%zu,\"T\":%zu}",
              asec_dpsgd_optim_name(o->optim), o->lr, o->momentum, o->beta1, o->beta2,
              o->adam_eps, asec_dpsgd_sampling_name(o->sampling), o->batch, o->steps,
              o->clip, o->sigma, o->idealized, o->granularity_bits, d->chunk,
-             o->target_epsilon, o->delta, o->ema, d->data.n, d->T);
+             o->target_epsilon, o->delta, o->ema, (int)o->schedule, o->lr_final, d->data.n,
+             d->T);
 }
 
 static void

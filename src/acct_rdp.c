@@ -39,6 +39,7 @@
 #define SERIES_X 0.05           /* |x| below this: power series of (1+x)^a - 1 - a x */
 #define SERIES_TERMS 48
 #define WOR_MAX_B_ORDER 256 /* dp_accounting: Thm 27 exactly up to alpha 256 */
+#define WINDOW_GAIN 10.0    /* windows when the lattice has 10x their points */
 
 static int
 is_integer_order(double alpha)
@@ -89,8 +90,8 @@ sgm_log_a_int(double q, double s, unsigned n)
  * one (q, s): log weights lw = log(h phi_s(z)), weights w = exp(lw),
  * x = q expm1((2z - 1)/(2 s^2)) and lx = log1p(x). */
 struct sgm_grid {
-    double q, s, z_lo, h;
-    size_t n;
+    double q, s, z_lo, h; /* point j is z_lo + (j0 + j) h */
+    size_t j0, n;
     double *buf; /* (4, n) */
     double *lw, *w, *x, *lx;
 };
@@ -116,10 +117,11 @@ sgm_points(double s, double alpha)
     return n > QUAD_MAX_POINTS ? 0 : (size_t)n;
 }
 
+/* The points j0 .. j0 + n - 1 of the lattice of (q, s). */
 static int
-sgm_grid_build(struct sgm_grid *g, double q, double s, double alpha_max)
+sgm_grid_build_range(struct sgm_grid *g, double q, double s, size_t j0, size_t n)
 {
-    size_t n = sgm_points(s, alpha_max), bytes;
+    size_t bytes;
     double c = 0.5 * log(2.0 * ACCT_PI) + log(s);
 
     memset(g, 0, sizeof *g);
@@ -131,6 +133,7 @@ sgm_grid_build(struct sgm_grid *g, double q, double s, double alpha_max)
         return ASEC_ENOMEM;
     g->q = q;
     g->s = s;
+    g->j0 = j0;
     g->n = n;
     g->h = sgm_step(s);
     g->z_lo = -QUAD_TAIL * s;
@@ -139,7 +142,7 @@ sgm_grid_build(struct sgm_grid *g, double q, double s, double alpha_max)
     g->x = g->buf + 2 * n;
     g->lx = g->buf + 3 * n;
     for (size_t j = 0; j < n; j++) {
-        double z = g->z_lo + (double)j * g->h;
+        double z = g->z_lo + (double)(j0 + j) * g->h;
         double wexp = (2.0 * z - 1.0) / (2.0 * s * s);
 
         g->lw[j] = log(g->h) - c - z * z / (2.0 * s * s);
@@ -157,6 +160,13 @@ sgm_grid_build(struct sgm_grid *g, double q, double s, double alpha_max)
     return ASEC_OK;
 }
 
+/* The whole lattice up to alpha_max (+ QUAD_TAIL s). */
+static int
+sgm_grid_build(struct sgm_grid *g, double q, double s, double alpha_max)
+{
+    return sgm_grid_build_range(g, q, s, 0, sgm_points(s, alpha_max));
+}
+
 static void
 sgm_grid_free(struct sgm_grid *g)
 {
@@ -164,21 +174,21 @@ sgm_grid_free(struct sgm_grid *g)
     g->buf = NULL;
 }
 
-/* log A_alpha for fractional alpha on a grid built for some alpha_max >=
- * alpha. */
+/* log of the trapezoid sum of A_alpha - 1 over the points of g up to
+ * alpha + QUAD_TAIL s (-inf when it is not positive), fractional alpha. */
 static double
-sgm_log_a_frac(const struct sgm_grid *g, double alpha)
+sgm_log_sum(const struct sgm_grid *g, double alpha)
 {
     double coef[SERIES_TERMS];
     double zmax = alpha + QUAD_TAIL * g->s;
-    double cmax = 0.0, sum = 0.0, lam;
+    double cmax = 0.0, sum = 0.0;
     size_t nj = g->n;
 
     /* Coefficients C(alpha, k), k = 2.. of the series of (1+x)^a - 1 - a x. */
     coef[0] = 0.5 * alpha * (alpha - 1.0);
     for (int k = 1; k < SERIES_TERMS; k++)
         coef[k] = coef[k - 1] * (alpha - (double)(k + 1)) / (double)(k + 2);
-    while (nj > 0 && g->z_lo + (double)(nj - 1) * g->h > zmax)
+    while (nj > 0 && g->z_lo + (double)(g->j0 + nj - 1) * g->h > zmax)
         nj--;
     /* Scale: an upper bound of the largest log term, so nothing overflows. */
     for (size_t j = 0; j < nj; j++) {
@@ -218,10 +228,109 @@ sgm_log_a_frac(const struct sgm_grid *g, double alpha)
         if (term > 0.0)
             sum += term;
     }
-    if (!(sum > 0.0))
+    return sum > 0.0 ? cmax + log(sum) : -INFINITY;
+}
+
+/* log A from lam = log(A - 1). */
+static double
+log_a_of(double lam)
+{
+    if (lam == -INFINITY)
         return 0.0;
-    lam = cmax + log(sum);
     return lam < 0.0 ? log1p(exp(lam)) : lam + log1p(exp(-lam));
+}
+
+/* log A_alpha for fractional alpha on a grid built for some alpha_max >=
+ * alpha. */
+static double
+sgm_log_a_frac(const struct sgm_grid *g, double alpha)
+{
+    return log_a_of(sgm_log_sum(g, alpha));
+}
+
+/* For small sigma the lattice has ~alpha / s^2 points, but the integrand
+ * phi_s(z) [(1 + x)^alpha - 1 - alpha x] has its mass near z = 0 and near
+ * z = alpha, each a Gaussian of width s.  Every term of the sum is at most
+ *   2^alpha [h phi_s(z) + e^M h phi_s(z - alpha)],
+ *   M = alpha (alpha - 1) / (2 s^2) + alpha log q
+ * ((1 + x)^alpha <= 2^alpha max(1, q e^w)^alpha for x >= 0, completing the
+ * square; at most alpha q < 2^alpha for x < 0).  So the lattice points
+ * farther than K s from both centres add at most
+ *   B = 2^alpha (1 + e^M) 2 (h phi_s(K s) + erfc(K / sqrt 2) / 2).
+ * sgm_log_a_window() sums the lattice points within K s of 0 and of alpha
+ * only, and accepts the result when B is below exp(-QUAD_EXPONENT) times
+ * that partial sum: the omitted points then change A - 1 by less than the
+ * discretization error already allowed.  Otherwise (*ok = 0) the caller
+ * sums the whole lattice. */
+static double
+window_k(double alpha)
+{
+    return sqrt(2.0 * (QUAD_EXPONENT + 15.0 + alpha * log(2.0)));
+}
+
+/* Points of the two windows, and whether they are few enough to pay. */
+static int
+window_pays(double s, double alpha)
+{
+    size_t nfull = sgm_points(s, alpha);
+    double nwin = 2.0 * (2.0 * window_k(alpha) * s / sgm_step(s) + 1.0);
+
+    /* A window point costs about five transcendental functions, a point
+     * of the shared lattice about one per order (three to build, once). */
+    return nfull > 0 && (double)nfull > WINDOW_GAIN * nwin;
+}
+
+/* Window 0 as a grid: the lattice points up to k s. */
+static int
+sgm_window0(struct sgm_grid *g0, double q, double s, double k)
+{
+    double h = sgm_step(s), base = -QUAD_TAIL * s;
+
+    return sgm_grid_build_range(g0, q, s, 0, (size_t)floor((k * s - base) / h) + 1);
+}
+
+/* g0: window 0 built by sgm_window0() with a k at least window_k(alpha)
+ * (shared by the orders of one event), or NULL. */
+static int
+sgm_log_a_window(double q, double s, double alpha, const struct sgm_grid *g0, double *out,
+                 int *ok)
+{
+    struct sgm_grid own, g1;
+    double h = sgm_step(s), base = -QUAD_TAIL * s, k = window_k(alpha);
+    double m = alpha * (alpha - 1.0) / (2.0 * s * s) + alpha * log(q);
+    double lt, lb, l0, l1, lam;
+    size_t nfull = sgm_points(s, alpha), a1;
+    int rc;
+
+    *ok = 0;
+    ASEC_ASSERT(nfull > 0);
+    a1 = (size_t)ceil((alpha - k * s - base) / h); /* first point of window alpha */
+    if (g0 == NULL) {
+        ASEC_TRY(sgm_window0(&own, q, s, k));
+        g0 = &own;
+    }
+    ASEC_ASSERT(g0->z_lo + (double)(g0->n - 1) * h >= k * s - h);
+    rc = ASEC_OK;
+    if (g0->n < a1 && a1 < nfull) { /* else the windows meet: no saving */
+        rc = sgm_grid_build_range(&g1, q, s, a1, nfull - a1);
+        if (rc == ASEC_OK) {
+            l0 = sgm_log_sum(g0, alpha);
+            l1 = sgm_log_sum(&g1, alpha);
+            sgm_grid_free(&g1);
+            lam = l0 > l1 ? l0 + log1p(exp(l1 - l0)) : l1 + log1p(exp(l0 - l1));
+            /* log B; log(h phi_s(K s)) = log h - log(sqrt(2 pi) s) - K^2 / 2 */
+            lt = log(h) - 0.5 * log(2.0 * ACCT_PI) - log(s) - 0.5 * k * k;
+            lt = log(2.0) + log(exp(lt) + 0.5 * erfc(k / sqrt(2.0)));
+            lb = alpha * log(2.0) + (m > 0.0 ? m + log1p(exp(-m)) : log1p(exp(m))) + lt;
+            if (isfinite(lam) && lb <= lam - QUAD_EXPONENT) {
+                *out = log_a_of(lam);
+                *ok = 1;
+            }
+        }
+    }
+    if (g0 == &own)
+        sgm_grid_free(&own);
+    return rc;
 }
 
 /* Chord of log A over [floor(alpha), ceil(alpha)] (log A_1 = 0): an upper
@@ -252,6 +361,13 @@ asec_acct__log_a_sgm(double q, double sigma, double alpha, double *out)
     if (sgm_points(sigma, alpha) == 0) {
         *out = sgm_log_a_chord(q, sigma, alpha);
         return ASEC_OK;
+    }
+    if (window_pays(sigma, alpha)) {
+        int ok;
+
+        ASEC_TRY(sgm_log_a_window(q, sigma, alpha, NULL, out, &ok));
+        if (ok)
+            return ASEC_OK;
     }
     ASEC_TRY(sgm_grid_build(&g, q, sigma, alpha));
     *out = sgm_log_a_frac(&g, alpha);
@@ -506,40 +622,69 @@ asec_acct__rdp_event_order(const asec_acct_event *ev, double alpha, double *out)
     ASEC_FAIL(ASEC_EINTERNAL, "unknown event kind %d", (int)ev->kind);
 }
 
+/* The RDP curve of one Poisson-subsampled Gaussian at orders ord[0..n-1].
+ * Fractional orders: two windows where they pay (small sigma; window 0
+ * shared), else one lattice shared up to the largest order that needs it,
+ * else (beyond QUAD_MAX_POINTS) the chord. */
+static int
+sgm_curve(double q, double s, const double *ord, size_t n, double *rdp)
+{
+    struct sgm_grid g, g0;
+    double fmax_alpha = 0.0, kmax = 0.0;
+    int have_grid = 0, have_g0 = 0, rc = ASEC_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        if (is_integer_order(ord[i]) || sgm_points(s, ord[i]) == 0)
+            continue;
+        if (window_pays(s, ord[i]))
+            kmax = fmax(kmax, window_k(ord[i]));
+        else
+            fmax_alpha = fmax(fmax_alpha, ord[i]);
+    }
+    if (fmax_alpha > 0.0) {
+        ASEC_TRY(sgm_grid_build(&g, q, s, fmax_alpha));
+        have_grid = 1;
+    }
+    if (kmax > 0.0) {
+        if ((rc = sgm_window0(&g0, q, s, kmax)) != ASEC_OK)
+            goto done;
+        have_g0 = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double al = ord[i], la = 0.0;
+        int ok = 0;
+
+        if (is_integer_order(al)) {
+            la = sgm_log_a_int(q, s, (unsigned)al);
+        } else if (have_grid && al <= fmax_alpha) {
+            la = sgm_log_a_frac(&g, al);
+        } else if (sgm_points(s, al) == 0) {
+            la = sgm_log_a_chord(q, s, al);
+        } else {
+            if ((rc = sgm_log_a_window(q, s, al, have_g0 ? &g0 : NULL, &la, &ok)) !=
+                ASEC_OK)
+                goto done;
+            if (!ok && (rc = asec_acct__log_a_sgm(q, s, al, &la)) != ASEC_OK)
+                goto done;
+        }
+        rdp[i] = fmax(la, 0.0) / (al - 1.0);
+    }
+done:
+    if (have_grid)
+        sgm_grid_free(&g);
+    if (have_g0)
+        sgm_grid_free(&g0);
+    return rc;
+}
+
 int
 asec_acct__rdp_event(const asec_acct *a, const asec_acct_event *ev, double *rdp)
 {
     const double *ord = a->orders;
     size_t n = a->n_orders;
 
-    if (ev->kind == ASEC_ACCT_EV_POISSON_GAUSSIAN) {
-        double fmax_alpha = 0.0;
-        struct sgm_grid g;
-        int have_grid = 0;
-
-        for (size_t i = 0; i < n; i++)
-            if (!is_integer_order(ord[i]) && sgm_points(ev->sigma, ord[i]) > 0 &&
-                ord[i] > fmax_alpha)
-                fmax_alpha = ord[i];
-        if (fmax_alpha > 0.0) {
-            ASEC_TRY(sgm_grid_build(&g, ev->q, ev->sigma, fmax_alpha));
-            have_grid = 1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            double al = ord[i], la;
-
-            if (is_integer_order(al))
-                la = sgm_log_a_int(ev->q, ev->sigma, (unsigned)al);
-            else if (have_grid && al <= fmax_alpha)
-                la = sgm_log_a_frac(&g, al);
-            else
-                la = sgm_log_a_chord(ev->q, ev->sigma, al);
-            rdp[i] = fmax(la, 0.0) / (al - 1.0);
-        }
-        if (have_grid)
-            sgm_grid_free(&g);
-        return ASEC_OK;
-    }
+    if (ev->kind == ASEC_ACCT_EV_POISSON_GAUSSIAN)
+        return sgm_curve(ev->q, ev->sigma, ord, n, rdp);
     if (ev->kind == ASEC_ACCT_EV_WOR_GAUSSIAN) {
         double logb[WOR_MAX_B_ORDER / 2 + 1];
 

@@ -3,7 +3,8 @@
  * TCases:
  *   core        per-example gradients of the default vit equal B
  *               single-example backward passes; a non-private full-batch
- *               SGD step equals theta - lr grad L; training lowers the loss
+ *               SGD step equals theta - lr grad L; the cosine learning-rate
+ *               schedule and version-2 options; training lowers the loss
  *   clip        verified clipping: norms <= C, direction kept, short
  *               vectors untouched, overflow-range vectors
  *   ledger      the handle's ledger equals an accountant fed the same
@@ -197,6 +198,75 @@ START_TEST(test_nonprivate_step)
 END_TEST
 
 /* A short private run (lattice noise, Adam) lowers the training loss. */
+/* The cosine schedule: non-private full-batch SGD, 5 steps from lr = 0.2
+ * to lr_final = 0.04; step t moves theta by lr_t grad L(theta_{t-1}) with
+ * lr_t = 0.04 + 0.16 (1 + cos(pi (t - 1) / 4)) / 2.  Also: version-2
+ * options (no schedule fields) are accepted and mean a constant rate. */
+START_TEST(test_lr_schedule)
+{
+    const size_t n = 24;
+    asec_model *m;
+    asec_rng *rng;
+    asec_dpsgd *d = NULL;
+    asec_dpsgd_options o = ASEC_DPSGD_OPTIONS_INIT;
+    asec_dpsgd_data dd;
+    size_t P;
+    double *g, *want;
+    asec_model_batch b;
+
+    load_digits();
+    dd = digits(n);
+    b = (asec_model_batch){n, 0, train->images, NULL, train->labels, NULL};
+    m = new_vit(4);
+    P = asec_model_param_count(m);
+    g = malloc(P * sizeof *g);
+    want = malloc(P * sizeof *want);
+    o.optim = ASEC_DPSGD_SGD;
+    o.lr = 0.2;
+    o.schedule = ASEC_DPSGD_COSINE;
+    o.lr_final = 0.04;
+    o.sampling = ASEC_DPSGD_SHUFFLE;
+    o.batch = n;
+    o.steps = 5;
+    o.clip = 0.0;
+    o.sigma = 0.0;
+    o.chunk = n;
+    ck_assert_int_eq(asec_rng_alloc_seeded(&rng, 3, "test"), ASEC_OK);
+    ck_assert_int_eq(asec_dpsgd_alloc(&d, m, &dd, &o, rng), ASEC_OK);
+    for (int t = 1; t <= 5; t++) {
+        asec_model_vec gv = {g, NULL, NULL};
+        double lr = 0.04 + 0.16 * 0.5 * (1.0 + cos(3.14159265358979323846 * (t - 1) / 4.0));
+
+        ck_assert_int_eq(asec_model_grad(m, NULL, &gv, &b), ASEC_OK);
+        for (size_t p = 0; p < P; p++)
+            want[p] = asec_model_params(m)[p] - lr * g[p];
+        ck_assert_int_eq(asec_dpsgd_iterate(d, NULL), ASEC_OK);
+        asec_test_allclose(asec_model_params(m), want, P, 1e-10, 1e-13, "cosine step");
+    }
+    asec_dpsgd_free(d);
+    /* Version 2: the schedule fields are ignored (constant rate). */
+    o.version = 2;
+    o.schedule = (asec_dpsgd_schedule)7; /* would be invalid in version 3 */
+    o.lr_final = -1.0;
+    o.steps = 1;
+    {
+        asec_model_vec gv = {g, NULL, NULL};
+
+        ck_assert_int_eq(asec_model_grad(m, NULL, &gv, &b), ASEC_OK);
+    }
+    for (size_t p = 0; p < P; p++)
+        want[p] = asec_model_params(m)[p] - 0.2 * g[p];
+    ck_assert_int_eq(asec_dpsgd_alloc(&d, m, &dd, &o, rng), ASEC_OK);
+    ck_assert_int_eq(asec_dpsgd_iterate(d, NULL), ASEC_OK);
+    asec_test_allclose(asec_model_params(m), want, P, 1e-10, 1e-13, "version 2");
+    asec_dpsgd_free(d);
+    asec_rng_free(rng);
+    asec_model_free(m);
+    free(g);
+    free(want);
+}
+END_TEST
+
 START_TEST(test_training_progress)
 {
     const size_t n = 256;
@@ -765,6 +835,15 @@ START_TEST(test_errors)
         ck_assert_ptr_null(d);                                                           \
     } while (0)
     BAD(version, 99, ASEC_EINVAL);
+    BAD(version, 1, ASEC_EINVAL);
+    BAD(schedule, (asec_dpsgd_schedule)2, ASEC_EINVAL);
+    bad = o;
+    bad.schedule = ASEC_DPSGD_COSINE;
+    bad.lr_final = 2.0 * bad.lr; /* above lr */
+    ck_assert_int_eq(asec_dpsgd_alloc(&d, m, &dd, &bad, rng), ASEC_EINVAL);
+    bad.lr_final = NAN;
+    ck_assert_int_eq(asec_dpsgd_alloc(&d, m, &dd, &bad, rng), ASEC_EINVAL);
+    ck_assert_ptr_null(d);
     BAD(lr, 0.0, ASEC_EINVAL);
     BAD(ema, 1.0, ASEC_EINVAL);
     BAD(lr, NAN, ASEC_EINVAL);
@@ -948,6 +1027,7 @@ dpsgd_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_per_example_equals_single);
     tcase_add_test(tc, test_nonprivate_step);
+    tcase_add_test(tc, test_lr_schedule);
     tcase_add_test(tc, test_training_progress);
     suite_add_tcase(s, tc);
 

@@ -76,6 +76,12 @@ typedef enum asec_dpsgd_optim {
     ASEC_DPSGD_ADAM = 2      /* "adam": Kingma-Ba 2015 with bias correction */
 } asec_dpsgd_optim;
 
+typedef enum asec_dpsgd_schedule {
+    ASEC_DPSGD_CONSTANT = 0, /* lr at every step */
+    ASEC_DPSGD_COSINE = 1    /* lr_t = lr_final + (lr - lr_final) (1 + cos(pi (t - 1)
+                                / (steps - 1))) / 2 for steps t = 1..steps */
+} asec_dpsgd_schedule;
+
 typedef enum asec_dpsgd_sampling {
     ASEC_DPSGD_POISSON = 0, /* "poisson": each example with probability q */
     ASEC_DPSGD_SHUFFLE = 1  /* "shuffle": fixed-size batches of a permutation */
@@ -109,13 +115,19 @@ typedef struct asec_dpsgd_options {
     double ema;            /* [0, 1): decay of an exponential moving average
                               of the parameters after each step (0: none);
                               see asec_dpsgd_ema() */
+    /* Version 3: */
+    asec_dpsgd_schedule schedule; /* learning-rate schedule (CONSTANT) */
+    double lr_final;              /* COSINE: the last step's rate, [0, lr] */
 } asec_dpsgd_options;
 
-#define ASEC_DPSGD_OPTIONS_VERSION 2
+/* Version 2 (without schedule and lr_final: a constant rate) is still
+ * accepted. */
+#define ASEC_DPSGD_OPTIONS_VERSION 3
 #define ASEC_DPSGD_OPTIONS_INIT                                                          \
     {                                                                                    \
         ASEC_DPSGD_OPTIONS_VERSION, ASEC_DPSGD_ADAM, 1e-3, 0.9, 0.9, 0.999, 1e-8,        \
-            ASEC_DPSGD_POISSON, 64, 100, 1.0, 1.0, 0, 0, 0, 0.0, 1e-5, 0.0               \
+            ASEC_DPSGD_POISSON, 64, 100, 1.0, 1.0, 0, 0, 0, 0.0, 1e-5, 0.0,              \
+            ASEC_DPSGD_CONSTANT, 0.0                                                     \
     }
 
 /* A training set of n examples.  Borrowed: it must outlive the handle.

@@ -28,10 +28,14 @@
 #include "cli.h"
 #include "commands.h"
 
-/* The defaults of the digits demo (attnsec-defend(1)). */
+/* The defaults of the digits demo (attnsec-defend(1)), tuned at epsilon 8
+ * (issue 8): momentum 0.9 on clipped gradients, the rate decaying from
+ * DEF_LR to 0 on a cosine, and the released model the parameter average
+ * of decay DEF_EMA (post-processing). */
 #define DEF_BATCH 512
-#define DEF_STEPS 100
-#define DEF_LR 0.5
+#define DEF_STEPS 150
+#define DEF_LR 1.5
+#define DEF_EMA 0.9
 #define DEF_CLIP 1.0
 #define DEF_SIGMA 1.0
 #define DEF_DELTA 1e-5
@@ -54,10 +58,13 @@ dpsgd_help(void)
         "      --json              also print report.json on standard output\n"
         "Training:\n"
         "      --optimizer=NAME    sgd, momentum (default) or adam\n"
-        "      --lr=RATE           learning rate (default: 0.5; try 0.002 with adam)\n"
+        "      --lr=RATE           learning rate (default: 1.5; try 0.002 with adam)\n"
         "      --momentum=MU       momentum / Adam beta1 (default: 0.9)\n"
+        "      --lr-schedule=NAME  cosine (default: decay from --lr to --lr-final\n"
+        "                            over the steps) or constant\n"
+        "      --lr-final=RATE     the last step's rate with cosine (default: 0)\n"
         "  -b, --batch-size=N      expected batch size; q = N / 1437 (default: 512)\n"
-        "  -T, --steps=N           steps (default: 100)\n"
+        "  -T, --steps=N           steps (default: 150)\n"
         "      --epochs=E          instead of --steps: ceil(E * 1437 / N) steps\n"
         "      --sampling=NAME     poisson (default) or shuffle (fixed-size batches;\n"
         "                            accounted as Poisson, which is not a formal\n"
@@ -79,7 +86,8 @@ dpsgd_help(void)
         "      --checkpoint-every=N  write a checkpoint every N steps (default: 50;\n"
         "                            0: never)\n"
         "      --ema=DECAY         release an exponential moving average of the\n"
-        "                            parameters (post-processing; default: 0, off)\n"
+        "                            parameters (post-processing; default: 0.9;\n"
+        "                            0: off, release the last iterate)\n"
         "      --resume            continue from DIR/checkpoint.safetensors\n"
         "The paper's setting (arXiv 2311.13624):\n"
         "      --attn-regression   noisy full-batch gradient descent on a seeded\n"
@@ -352,6 +360,7 @@ run_areg(int argc, char **argv, const struct areg *cf, asec_dpsgd_options o,
     o.sampling = ASEC_DPSGD_POISSON;
     o.batch = cf->examples; /* q = 1: every example in every step */
     o.ema = 0.0;
+    o.schedule = ASEC_DPSGD_CONSTANT; /* the bound assumes a constant eta */
     T = o.steps;
 
     if ((rc = asec_model_arch_default(&a, ASEC_MODEL_ATTN_REGRESSION)) != ASEC_OK)
@@ -871,7 +880,9 @@ cmd_defend_dpsgd(int argc, char **argv)
         OPT_EXAMPLES,
         OPT_DIM,
         OPT_TOKENS,
-        OPT_INST
+        OPT_INST,
+        OPT_SCHED,
+        OPT_LRFINAL
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -895,6 +906,8 @@ cmd_defend_dpsgd(int argc, char **argv)
         {"checkpoint-every", required_argument, NULL, OPT_CKPT},
         {"resume", no_argument, NULL, OPT_RESUME},
         {"ema", required_argument, NULL, OPT_EMA},
+        {"lr-schedule", required_argument, NULL, OPT_SCHED},
+        {"lr-final", required_argument, NULL, OPT_LRFINAL},
         {"attn-regression", no_argument, NULL, OPT_AREG},
         {"examples", required_argument, NULL, OPT_EXAMPLES},
         {"dim", required_argument, NULL, OPT_DIM},
@@ -913,7 +926,7 @@ cmd_defend_dpsgd(int argc, char **argv)
     double epochs = 0.0, target = 0.0, delta = DEF_DELTA, calib_sigma = NAN;
     size_t eval_every = 0, ckpt_every = 50, bits = 0;
     struct areg areg = {8, 8, 1024, 1, 0, 0, 0};
-    int areg_on = 0;
+    int areg_on = 0, lr_final_given = 0;
     const char *not_areg = NULL; /* an option the attn-regression mode refuses */
     uint64_t seed = 0, start_step = 0;
     asec_data *train = NULL, *test = NULL;
@@ -929,6 +942,9 @@ cmd_defend_dpsgd(int argc, char **argv)
 
     o.optim = ASEC_DPSGD_MOMENTUM;
     o.lr = DEF_LR;
+    o.schedule = ASEC_DPSGD_COSINE;
+    o.lr_final = 0.0;
+    o.ema = DEF_EMA;
     o.batch = DEF_BATCH;
     o.steps = DEF_STEPS;
     o.clip = DEF_CLIP;
@@ -1028,6 +1044,22 @@ cmd_defend_dpsgd(int argc, char **argv)
                 return EXIT_USAGE;
             not_areg = "--ema";
             break;
+        case OPT_SCHED:
+            not_areg = "--lr-schedule";
+            if (strcmp(optarg, "constant") == 0)
+                o.schedule = ASEC_DPSGD_CONSTANT;
+            else if (strcmp(optarg, "cosine") == 0)
+                o.schedule = ASEC_DPSGD_COSINE;
+            else
+                return cli_usage_error("--lr-schedule: expected constant or cosine, not "
+                                       "'%s'",
+                                       optarg);
+            break;
+        case OPT_LRFINAL:
+            if (cli_parse_double("--lr-final", optarg, 0.0, 1e6, &o.lr_final) != 0)
+                return EXIT_USAGE;
+            lr_final_given = 1;
+            break;
         case OPT_AREG:
             areg_on = 1;
             break;
@@ -1085,6 +1117,10 @@ cmd_defend_dpsgd(int argc, char **argv)
         return cli_usage_error(
             "--target-epsilon cannot be met without noise (--sigma=0)");
     o.delta = delta;
+    if (o.schedule == ASEC_DPSGD_COSINE && !lr_final_given)
+        o.lr_final = 0.0;
+    if (o.schedule == ASEC_DPSGD_COSINE && o.lr_final > o.lr)
+        return cli_usage_error("--lr-final %g exceeds --lr %g", o.lr_final, o.lr);
     if (areg_on) {
         if (not_areg != NULL)
             return cli_usage_error("%s does not apply to --attn-regression", not_areg);
@@ -1329,6 +1365,10 @@ cmd_defend_dpsgd(int argc, char **argv)
         R(asec_report_set_str(rep, "config.optimizer", asec_dpsgd_optim_name(o.optim)));
         R(asec_report_set_num(rep, "config.lr", o.lr));
         R(asec_report_set_num(rep, "config.momentum", o.momentum));
+        R(asec_report_set_str(rep, "config.lr_schedule",
+                              o.schedule == ASEC_DPSGD_COSINE ? "cosine" : "constant"));
+        if (o.schedule == ASEC_DPSGD_COSINE)
+            R(asec_report_set_num(rep, "config.lr_final", o.lr_final));
         R(asec_report_set_int(rep, "config.batch_size", (long long)o.batch));
         R(asec_report_set_int(rep, "config.steps", (long long)o.steps));
         R(asec_report_set_str(rep, "config.sampling",

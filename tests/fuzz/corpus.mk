@@ -108,12 +108,14 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/24d2bf408f52f98f9c5b7a68d0ad980954916391 \
 	%reldir%/corpus/fuzz_json/266c61477c0d564423349d82d4a8e37fb0923435 \
 	%reldir%/corpus/fuzz_json/28aeef9d6f4d968e18917723ddcd6ae7a5586d70 \
+	%reldir%/corpus/fuzz_json/28d83f8ae7a4b67a9e8132dd9b4a587171e8fe9a \
 	%reldir%/corpus/fuzz_json/28f1b458fe509fb576a27208dfaf5109d0723feb \
 	%reldir%/corpus/fuzz_json/292820844e0a14896cf95a7088b07495ba2c2c63 \
 	%reldir%/corpus/fuzz_json/292d20ea8a4dbe53c043c2dbe96340f4a4bc4522 \
 	%reldir%/corpus/fuzz_json/2ac22e1eff8195a73c7be419ba0674afd889d75e \
 	%reldir%/corpus/fuzz_json/2bc0c2340a493d35a4d987d3f1beea0757f43230 \
 	%reldir%/corpus/fuzz_json/2c6c42471992c24cf17db036c2aafbcc2c2e6d83 \
+	%reldir%/corpus/fuzz_json/2cbd052595e86bb6ba6c69c13b04f9040bae83e9 \
 	%reldir%/corpus/fuzz_json/2cd434043c51728c0bc0010d91eea093695a31ef \
 	%reldir%/corpus/fuzz_json/2d0134ed3b9de132c720fe697b532b4c232ff9fe \
 	%reldir%/corpus/fuzz_json/2db51b92e75bcc7173947f6fe884c1be1b9e3358 \
@@ -134,16 +136,19 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/35f88a3162652f7452166c4adc1f5df60513c841 \
 	%reldir%/corpus/fuzz_json/3702241eb94cb728cc60d2b46160637f3a5b77dd \
 	%reldir%/corpus/fuzz_json/3760de6eb02e68c4c103acf5806f111b39555039 \
+	%reldir%/corpus/fuzz_json/3888903f6a1c0ce9ae0bcce6bc13e0f233c3f639 \
 	%reldir%/corpus/fuzz_json/392c4261e968031949fa97595051e899b87538c8 \
 	%reldir%/corpus/fuzz_json/39c69ccd439f4b98994b6b05eaecbc9813a01962 \
 	%reldir%/corpus/fuzz_json/39e53cec362bfe5a6a17292977a6904b115734cb \
 	%reldir%/corpus/fuzz_json/3b6153f9e8ce5d5d251021f09465c9852c619d89 \
 	%reldir%/corpus/fuzz_json/3b92f185eb0c55820f0b95c665d2dc032ad07fef \
+	%reldir%/corpus/fuzz_json/3d035c0af9bc0c40b5e729e9d24bc2838f6e5f29 \
 	%reldir%/corpus/fuzz_json/3def49aac1916e114edb457d140ed92a1e371823 \
 	%reldir%/corpus/fuzz_json/409c2bab51709e6e121eb98930091028d708bd75 \
 	%reldir%/corpus/fuzz_json/410bb6fab7120243152b3c43958e5c21723267be \
 	%reldir%/corpus/fuzz_json/42b414eef9c9e25254ae189c44c79f13061341bc \
 	%reldir%/corpus/fuzz_json/43d983067f7c1421fd494b6536d25204b1abd4a8 \
+	%reldir%/corpus/fuzz_json/45287bce3560ae96898426b4d6181dba2d9af380 \
 	%reldir%/corpus/fuzz_json/45a5337b01bf38feebe2d6393589e83d34a5db6a \
 	%reldir%/corpus/fuzz_json/45e6c3d10b5b216a19d65648c45cbfae3dbd3453 \
 	%reldir%/corpus/fuzz_json/48603905934c483d48fdd319683ad11f4c9eaf70 \
@@ -154,6 +159,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/4ba2d6609c905844bfeaaac302a344d837f5ebbb \
 	%reldir%/corpus/fuzz_json/4bb2ef6689ed933ea433a59b9fabb714b21f3e7f \
 	%reldir%/corpus/fuzz_json/4c3a19bc13f96163c167c127ecd3bd5836bd921f \
+	%reldir%/corpus/fuzz_json/4ce59246c83a7b14663d7065598fe7b2951b3cb9 \
 	%reldir%/corpus/fuzz_json/4cfff9e7266ca9835474accbcf62c1bbfdab5fee \
 	%reldir%/corpus/fuzz_json/4d1ce7bba249fffddfe8c82eeed9fe2a9e6bfa12 \
 	%reldir%/corpus/fuzz_json/4d522e5aa38e7fd6d79f63119307a7da7b32d275 \
@@ -164,6 +170,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/4fc4dfa4eab84ce3ff085938c985feb6d8e769ff \
 	%reldir%/corpus/fuzz_json/4fef97ea2d496e85adc21a4464d20294491f3138 \
 	%reldir%/corpus/fuzz_json/5037e9debfd1dc838a5df09bf87ca14b3f7143c3 \
+	%reldir%/corpus/fuzz_json/50b5eb48883ec6b8e86f4be3eecd5e9d91aaab65 \
 	%reldir%/corpus/fuzz_json/512aaa0533da56e6de818d2441c3082ecd28952d \
 	%reldir%/corpus/fuzz_json/5391fa8712c0efd2615cc6b7a39cf9dd8a0cd317 \
 	%reldir%/corpus/fuzz_json/53ba02789717c2f92d56d0826b44c3d39995dced \
@@ -176,6 +183,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/5663b181375de638b4f77baffe6534154054e2e2 \
 	%reldir%/corpus/fuzz_json/57343bd4d184851c1cb09eac5b68d6f7eb85ee7c \
 	%reldir%/corpus/fuzz_json/57835d42d366ca908fe7b4de0c078aa58e35411c \
+	%reldir%/corpus/fuzz_json/57d05c28600e0c74e2c717b6727af0b7c49de7a9 \
 	%reldir%/corpus/fuzz_json/58ad38c8d209cb797c89ed51df591071e4286caa \
 	%reldir%/corpus/fuzz_json/58eaf01b1cea98a28c4334a563aae20df3b42940 \
 	%reldir%/corpus/fuzz_json/59280a4ab2d894c306e014ff849978e096e0515d \
@@ -184,6 +192,8 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/5ba78f4f0c3cfa8812e090179b44c61a018df3ac \
 	%reldir%/corpus/fuzz_json/5d73ae9ec6fa957480bb34a8be3b3d7447f12761 \
 	%reldir%/corpus/fuzz_json/5dd1261eea263fcb209976a1a041af27d43d6f08 \
+	%reldir%/corpus/fuzz_json/5dee702b0106344f586bac3654e24f02191f58bc \
+	%reldir%/corpus/fuzz_json/5f80a392b6a6fb7c8cf6f3f93365727e8b681595 \
 	%reldir%/corpus/fuzz_json/600ab0461b3ba9a40a8d8a4bcbd7c64a3066d5f8 \
 	%reldir%/corpus/fuzz_json/61be73f3f043a3f4f8376d6f2600b91dc6c75f6a \
 	%reldir%/corpus/fuzz_json/61db717d844baa9f77dc7635237caf780cb46ade \
@@ -198,6 +208,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/665f5e2ea7872f76eb29af2ad176e8c7d4958ed9 \
 	%reldir%/corpus/fuzz_json/669629396eb513ecc8f1c8aeb21d7ce233c1cfc7 \
 	%reldir%/corpus/fuzz_json/66afe08bfb6d35a5f9f030692b8b071fd45d435d \
+	%reldir%/corpus/fuzz_json/66c9c8fc02b1104d02a724bae85530ec48bde2a4 \
 	%reldir%/corpus/fuzz_json/67b9b478866994601697d363591cb7ca086fe6d5 \
 	%reldir%/corpus/fuzz_json/67e7ae948c92d8418a4bd51eaa843139c53b3a42 \
 	%reldir%/corpus/fuzz_json/688db0432f50a67d95b21f28063d1a98f1c9ddad \
@@ -216,6 +227,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/6dd77f87fec62fd88dd2e14290cb600daddff7c1 \
 	%reldir%/corpus/fuzz_json/6e2c419ac0fd3db616b9bfa3d15ab92f8002c85a \
 	%reldir%/corpus/fuzz_json/6fd8b051debf06d54dd7ff57101bca45c8a54932 \
+	%reldir%/corpus/fuzz_json/7052d08da6c07d8074ab90a360472f8014858d0d \
 	%reldir%/corpus/fuzz_json/7117a8c0a203fbdd6e3acf27d31e96a45e1c20c0 \
 	%reldir%/corpus/fuzz_json/713b184afcc4aad3a2af5139c7c355b716bd4819 \
 	%reldir%/corpus/fuzz_json/715c3ea30345cc86e00a8608a046519b3af66f7f \
@@ -228,12 +240,14 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/78c02a6e4121ab91d772ca11cc823b163e38783e \
 	%reldir%/corpus/fuzz_json/79ac0a224fd9e29cb787a95dfaa3ee699bc84498 \
 	%reldir%/corpus/fuzz_json/79ca417b2111b032716d98bc3b05ef705cf97804 \
+	%reldir%/corpus/fuzz_json/7ab17085bf3264e41287ebb69925eac30b88f13e \
 	%reldir%/corpus/fuzz_json/7acf2158bf613187af11d2f419c6038e7c2dd9a6 \
 	%reldir%/corpus/fuzz_json/7b87fb196d4dfd99a1e23ae757e83952dd0206d2 \
 	%reldir%/corpus/fuzz_json/7d1670021928f97a26b892acc3f1a7dee2eb91a1 \
 	%reldir%/corpus/fuzz_json/7dae0e7712dc1fadaea6631e6794feef3089bf63 \
 	%reldir%/corpus/fuzz_json/7e88764c4080b495e731888cbd666358d801b76c \
 	%reldir%/corpus/fuzz_json/7ebbede8f10f7af5f6a32f06da683781bc6c330c \
+	%reldir%/corpus/fuzz_json/7ef9af69f6300f20d7e179ddd5394ca06a262982 \
 	%reldir%/corpus/fuzz_json/7f4e2c4e24684963cda38afb2ba2df7eca20c319 \
 	%reldir%/corpus/fuzz_json/7fd5821dba5e5de000e132c9ebf515764b1a3b3c \
 	%reldir%/corpus/fuzz_json/820aef398ef458a6348a44525edf1f29d05f79b0 \
@@ -271,6 +285,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/95c00c521f4b90b305a5cc78facbd3df1f24105b \
 	%reldir%/corpus/fuzz_json/9682eb880eabaa3a672adf2690258231fcd68428 \
 	%reldir%/corpus/fuzz_json/973991c0a8b50d4ab019cb7defe03f88261a5909 \
+	%reldir%/corpus/fuzz_json/97d170e1550eee4afc0af065b78cda302a97674c \
 	%reldir%/corpus/fuzz_json/9a321718b902912cad260e267ff4b7fb1e85d4c3 \
 	%reldir%/corpus/fuzz_json/9a362b20d08ff8ee1f7ec569a222480adbaea6aa \
 	%reldir%/corpus/fuzz_json/9ae55afa2549f69db84d43cb3b487af67e107712 \
@@ -281,18 +296,25 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/a2ba43765874ae9de9f0ca44c1dc689d37ed25db \
 	%reldir%/corpus/fuzz_json/a2e851f352a5e8f6ce65e32215d90ed7a37cd8a4 \
 	%reldir%/corpus/fuzz_json/a6fcc012165aff8776ff40c795745fac3fc05b63 \
+	%reldir%/corpus/fuzz_json/a81750c643110863fcdf94ff74599dc33f5a9a39 \
 	%reldir%/corpus/fuzz_json/aa57c0049908c7d3c1fa20a25c89addee12707d1 \
+	%reldir%/corpus/fuzz_json/aae72955030b5e37606a74c1b981fb75fb91d90f \
 	%reldir%/corpus/fuzz_json/abcce5e371a9be638c29294bda234b9df7910966 \
 	%reldir%/corpus/fuzz_json/accb4945e280df0f7c44a7d4531218e7253fe904 \
 	%reldir%/corpus/fuzz_json/acct-control-byte-in-message.json \
 	%reldir%/corpus/fuzz_json/acef066e092e7b178cb005a852414400c70d958e \
 	%reldir%/corpus/fuzz_json/ae8c4303d9f8d4685c6a9dc64255c8d7f32b31fa \
 	%reldir%/corpus/fuzz_json/aece4cad5498d5d330b82ff97aeb5867cd163b3e \
+	%reldir%/corpus/fuzz_json/af6fa75e6ceae9f36ea2dfb4b0ea2c400e3e11ad \
+	%reldir%/corpus/fuzz_json/af888926ceaa7a75faf984b96cec4bebba0afaba \
 	%reldir%/corpus/fuzz_json/arch-vit.json \
 	%reldir%/corpus/fuzz_json/b0845bb7d60dab4babe64bd7b160bdb1b3403622 \
+	%reldir%/corpus/fuzz_json/b0bf452b53bcfd485016ecd1a927277624137b4d \
 	%reldir%/corpus/fuzz_json/b21e8bd1203b46a4eb1ec6dfc4e8b75a5d92db0b \
 	%reldir%/corpus/fuzz_json/b4a2f6f0c73a7717ff6548c2ca3a6ba3eab60251 \
+	%reldir%/corpus/fuzz_json/b5d05b59273cceaff2ef5814a1872275f2d2334c \
 	%reldir%/corpus/fuzz_json/b78d45f472767a349ae1bf50415b256e76077876 \
+	%reldir%/corpus/fuzz_json/b84189b99f9a33309b22132ab1911d92ac621a24 \
 	%reldir%/corpus/fuzz_json/b87419a25cde55e85d494ec934c8420adc0486d0 \
 	%reldir%/corpus/fuzz_json/b89789f74bfd37cc930cb1efb718d339235818df \
 	%reldir%/corpus/fuzz_json/ba49ed650c7a3e2584ece4daa1d63b5dbb8c32a9 \
@@ -302,6 +324,8 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/bca6e6e576caffe7db58368e7d0cc7cf1206397e \
 	%reldir%/corpus/fuzz_json/bf21a9e8fbc5a3846fb05b4fa0859e0917b2202f \
 	%reldir%/corpus/fuzz_json/bf9c5e6f5d6d8f38fe47726a1db65d200f080746 \
+	%reldir%/corpus/fuzz_json/bf9fc3de4d30cc42f908313068132e23c3706c5f \
+	%reldir%/corpus/fuzz_json/c070d90acfd67669cbefc3405e956df91d8cece2 \
 	%reldir%/corpus/fuzz_json/c0a85f64824040b92185e3f7d9a4c6c9f50f7b70 \
 	%reldir%/corpus/fuzz_json/c132a6d0fd5ce418294d18de12de34e72993a1a4 \
 	%reldir%/corpus/fuzz_json/c1839094fe1fa2d25a527fb5d7b6dc43a1f999d7 \
@@ -319,9 +343,11 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/d105e7b811822f792e447fce615e811962123dee \
 	%reldir%/corpus/fuzz_json/d16b4928bb47229776d82b6bcdbdd8423a31b0c5 \
 	%reldir%/corpus/fuzz_json/d1d643ae4fdd93f3c46b21e6e7e51619701d156a \
+	%reldir%/corpus/fuzz_json/d2320c38ae3ca27dbb7db92ce58f0606fee9142e \
 	%reldir%/corpus/fuzz_json/d23738ed9519de7fe5ec3068180ca28bc885f98b \
 	%reldir%/corpus/fuzz_json/d391efe3add727ce94208e9ed13c293766c0cb5c \
 	%reldir%/corpus/fuzz_json/d3d0e0631a71b166c31ce326c719528deed064f1 \
+	%reldir%/corpus/fuzz_json/d3d6e038c783a8e2ab74771e43ff2c3557ec5ea3 \
 	%reldir%/corpus/fuzz_json/d4e0669de70a3e0e9c5b0575369203c1674300ea \
 	%reldir%/corpus/fuzz_json/d5148ef0fd289d883db41349d4f8426352adf9ae \
 	%reldir%/corpus/fuzz_json/d5adb3cb5a91dbd8611a0ee0a2d304c228d4c29b \
@@ -330,6 +356,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/d80cad4332ba2dd304d179dd1114ef9e2e24647f \
 	%reldir%/corpus/fuzz_json/d86b7334378393249bb809db02e3f335b2bd051d \
 	%reldir%/corpus/fuzz_json/d92ca9d72a45804741fa06a3d946f3f29354d7ac \
+	%reldir%/corpus/fuzz_json/d9a2a706a5eedf119974a27e6fd22607711b292e \
 	%reldir%/corpus/fuzz_json/da9d4fbb4ced3dcec0b3e8c3cd463f6886ea932c \
 	%reldir%/corpus/fuzz_json/dada4bd8a1f6b30b7ec9adc7f742e40890fcf001 \
 	%reldir%/corpus/fuzz_json/db4d3bb1b148204022b3c9664dc8f4fd93fe0032 \
@@ -346,8 +373,10 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/e046f3d3fef962d8c4bb06ee4e190902d108a2d6 \
 	%reldir%/corpus/fuzz_json/e06060c0a5fb0fc9d7289a3b2a620051615e4432 \
 	%reldir%/corpus/fuzz_json/e0b1e8241681aff482e7b9375588bf772726d5fe \
+	%reldir%/corpus/fuzz_json/e0eabda892d2ef0a53f4220485057cd5a52d0f81 \
 	%reldir%/corpus/fuzz_json/e0fbd5c1948c21de109973ffa68f09edce47ec5b \
 	%reldir%/corpus/fuzz_json/e10fc0daf30b050bc2cadcc452a0e8bf8be298c0 \
+	%reldir%/corpus/fuzz_json/e307ba56018d2573127a988c3e99d85c42f3eb31 \
 	%reldir%/corpus/fuzz_json/e30a72982ae7fe8f9c9ace891429025462e18c48 \
 	%reldir%/corpus/fuzz_json/e329328932eea614880f496e25fbf7543d529077 \
 	%reldir%/corpus/fuzz_json/e3cf87f7b1aa68acc301c67ec55ebc4af32a2039 \
@@ -363,6 +392,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/ec057c32780d6d7869a0edd52a47bf0ee9e71a09 \
 	%reldir%/corpus/fuzz_json/ed8640ede9f6fed2c1b00771516484482dbe3dbb \
 	%reldir%/corpus/fuzz_json/ef16fe33df61d23982747702fed2dcc95c8bf114 \
+	%reldir%/corpus/fuzz_json/ef4f77f8d93a12ad51eba9ec0d79b56011db33fc \
 	%reldir%/corpus/fuzz_json/efc6713a6f45024cd2f138f9b55be6ae1e65df82 \
 	%reldir%/corpus/fuzz_json/events-wor.json \
 	%reldir%/corpus/fuzz_json/events-zcdp.json \
@@ -379,7 +409,9 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_json/f6331d87e3d78c26b47be355c096f2e49a3ad23f \
 	%reldir%/corpus/fuzz_json/f6492c652d5b92e04c9ce4192fa23a9fcb3ad499 \
 	%reldir%/corpus/fuzz_json/f6506cabacd6f3839c44d261a2a973528a5d9ef2 \
+	%reldir%/corpus/fuzz_json/f6ec23c6f2b4ab99fe2ee23ae672f8f6d150f43f \
 	%reldir%/corpus/fuzz_json/f7e1d100112cff91411600137b3a46a80d321719 \
+	%reldir%/corpus/fuzz_json/f833ca307820f291b074e79c84b00633918f2d4d \
 	%reldir%/corpus/fuzz_json/f87943318ed5f6028a5b17dde291640052c43c42 \
 	%reldir%/corpus/fuzz_json/f8fb8d160af61f075770381209cbab79cbfd91d5 \
 	%reldir%/corpus/fuzz_json/f9b8990914df4b0ca1b33400bba72329854b2025 \
