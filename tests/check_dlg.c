@@ -314,6 +314,38 @@ START_TEST(test_recover_regression_square)
 }
 END_TEST
 
+START_TEST(test_alternate)
+{
+    /* Alternating losses (start 1 runs on cos, then polishes on euclid)
+     * on the n = 4 attn-block instances of seeds 0-4 in the full space
+     * (no span) with the box [-3, 3], which holds these tokens but is
+     * active during the runs (the box penalty of L-BFGS and the active set
+     * of LM): every instance recovered to 1e-10 within 16 starts, judged
+     * by the Euclidean residual. */
+    for (uint64_t seed = 0; seed < 5; seed++) {
+        struct inst in;
+        asec_dlg_options o;
+        asec_dlg_result *res;
+        double raw, mt;
+
+        inst_make(&in, ASEC_MODEL_ATTN_BLOCK, 4, 16, seed);
+        asec_dlg_options_default(&o);
+        o.alternate = 1;
+        o.span = 0;
+        o.box_lo = -3.0;
+        o.box_hi = 3.0;
+        o.restarts = 16;
+        res = attack(&in, &o, 0, seed);
+        ck_assert_int_eq(asec_dlg_rel_error(&raw, &mt, NULL, res->x, in.x, 1, 4, 16),
+                         ASEC_OK);
+        ck_assert_msg(mt <= 1e-10 && res->converged, "seed %d: error %g after %zu starts",
+                      (int)seed, mt, res->starts);
+        asec_dlg_result_free(res);
+        inst_free(&in);
+    }
+}
+END_TEST
+
 START_TEST(test_suggest_restarts)
 {
     /* 64 for classifiers; attn-regression: 1024 up to 64 unknowns, then
@@ -777,6 +809,11 @@ START_TEST(test_errors)
     o.loss = (asec_dlg_loss)7;
     ck_assert_int_eq(asec_dlg_attack(&res, in.m, &pb, &o, r), ASEC_EINVAL);
     asec_dlg_options_default(&o);
+    ck_assert_int_eq(o.alternate, -1);
+    o.alternate = 2;
+    ck_assert_int_eq(asec_dlg_attack(&res, in.m, &pb, &o, r), ASEC_EINVAL);
+    ck_assert_ptr_nonnull(strstr(asec_errmsg(), "alternate"));
+    asec_dlg_options_default(&o);
     o.labels = ASEC_DLG_LABELS_KNOWN;
     ck_assert_int_eq(asec_dlg_attack(&res, in.m, &pb, &o, r), ASEC_EINVAL);
     ck_assert_ptr_nonnull(strstr(asec_errmsg(), "known"));
@@ -929,6 +966,7 @@ dlg_suite(void)
     tcase_add_test(tc, test_recover_regression);
     tcase_add_test(tc, test_recover_regression_square);
     tcase_add_test(tc, test_suggest_restarts);
+    tcase_add_test(tc, test_alternate);
     tcase_add_loop_test(tc, test_recover_vit, 0, 2);
     tcase_add_loop_test(tc, test_warm_start, 0, 5);
     tcase_add_test(tc, test_span_and_idlg);

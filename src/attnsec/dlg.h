@@ -24,7 +24,11 @@
  * fourth start, 1, 5, 9, ..., without it), then a Levenberg-Marquardt polish on r with
  * the exact Jacobian (one JVP per unknown) every 8 iterations and
  * Broyden rank-1 updates in between.  Starts in the span are scaled so
- * that tokens have the norms of full-space starts.
+ * that tokens have the norms of full-space starts.  With a box, L-BFGS
+ * matches the gradient of the projected input (plus a penalty on the
+ * distance to the box) and LM holds the inputs at a bound that its
+ * gradient pushes outwards; with alternate, some starts run on the other
+ * loss before an LM polish on the requested one.
  *
  * Closed-form information used before optimising:
  *   labels   iDLG: with B = 1 and cross-entropy the head-bias gradient is
@@ -93,6 +97,12 @@ typedef struct asec_dlg_options {
                              (default 1e-9) */
     int diagnostics;      /* 1: the SVD of the Jacobian at the result
                              (sigma_min, cond, noise gain) (default 1) */
+    int alternate;        /* 1: starts 1, 3, 4, 6, 9, 11, 12, ... ((s + s/4)
+                             odd) run L-BFGS and LM on the other loss, then
+                             an LM polish on the requested one; 0: never;
+                             -1: auto, on for vit models, where the cosine
+                             loss finds images the Euclidean one misses on
+                             trained models (default -1) */
 } asec_dlg_options;
 
 /* Fill the defaults documented above.  Cannot fail. */

@@ -24,12 +24,14 @@ struct dlg_out {
     /* text: positional token accuracy of the decoded DLG result, and of
      * the tokens read off the token-embedding gradient's rows */
     double tok_acc[AUDIT_MAX_IMAGES], rows_acc[AUDIT_MAX_IMAGES];
+    /* text: tok_acc when the decoding is restricted to the T rows of
+     * largest norm of the token-embedding gradient (DLG and the rows) */
+    double bag_acc[AUDIT_MAX_IMAGES];
     double *recon; /* digits: (nimg, 64) */
     int64_t *ids;  /* text: (nimg, T) decoded token ids */
     double seconds;
     int ok;
-    int loss;          /* asec_dlg_loss of the first attempt */
-    size_t other_loss; /* images recovered only by the other loss */
+    int loss; /* asec_dlg_loss of the attack */
 };
 
 struct run {
@@ -70,6 +72,8 @@ struct audit {
     int json;
     asec_data *test;  /* digits: the test images; text: the test tokens */
     asec_data *train; /* text: the training tokens (digits: NULL) */
+    double *prior;    /* digits: the mean training image of each class
+                         (classes, H W), DLG's first start */
     /* text: windows of AUDIT_TEXT_T tokens; the label of a window is the
      * token that follows it */
     int64_t *win_train, *y_train; /* (ntrain, T), (ntrain) */

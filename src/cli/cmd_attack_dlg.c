@@ -85,6 +85,9 @@ dlg_help(void)
         "      --prior=W           norm prior, annealed to 0 (default: 0.1)\n"
         "      --init-std=S        scale of the random starts (default: 1)\n"
         "      --no-span           do not use the analytic token span\n"
+        "      --alternate=WHEN    auto (default: for vit), yes or no: every other\n"
+        "                            start matches the other loss, then polishes\n"
+        "                            on the requested one\n"
         "      --box=LO,HI         box constraint for the inputs (default for vit:\n"
         "                            0,1, the digits' range; 'none': no box)\n"
         "      --tol=T             residual that ends the restarts (default: 1e-9)\n"
@@ -105,7 +108,7 @@ enum {
     O_BATCH = 256, O_TOKENS, O_LABELS, O_TARGETS, O_TRUTH, O_TRUTHL, O_VOCAB, O_JSON,
     O_SIM, O_KIND, O_CHAN, O_CLASSES, O_SIMV, O_INST, O_WARM, O_SIGMA, O_NOISE, O_NMODE,
     O_PRUNE, O_CLIP, O_LOSS, O_LMODE, O_LBI, O_LMI, O_PRIOR, O_INIT, O_NOSPAN, O_BOX,
-    O_TOL, O_SUCCESS
+    O_TOL, O_SUCCESS, O_ALT
 };
 
 struct dlg_cfg {
@@ -615,6 +618,7 @@ parse_args(struct dlg_cfg *cf, int argc, char **argv)
         {"prior", required_argument, NULL, O_PRIOR},
         {"init-std", required_argument, NULL, O_INIT},
         {"no-span", no_argument, NULL, O_NOSPAN},
+        {"alternate", required_argument, NULL, O_ALT},
         {"box", required_argument, NULL, O_BOX},
         {"tol", required_argument, NULL, O_TOL},
         {"success", required_argument, NULL, O_SUCCESS},
@@ -653,6 +657,17 @@ parse_args(struct dlg_cfg *cf, int argc, char **argv)
         case O_JSON: cf->json = 1; break;
         case O_SIM: cf->simulate = 1; break;
         case O_NOSPAN: cf->o.span = 0; break;
+        case O_ALT:
+            if (strcmp(optarg, "auto") == 0)
+                cf->o.alternate = -1;
+            else if (strcmp(optarg, "yes") == 0)
+                cf->o.alternate = 1;
+            else if (strcmp(optarg, "no") == 0)
+                cf->o.alternate = 0;
+            else
+                return cli_usage_error("--alternate: expected auto, yes or no, got '%s'",
+                                       optarg);
+            break;
         case 'q': cli_verbosity = 0; break;
         case 'v': cli_verbosity = 2; break;
         case O_BATCH: rc = cli_parse_size("--batch", optarg, 1, 4096, &cf->B); break;
@@ -903,6 +918,8 @@ cmd_attack_dlg(int argc, char **argv)
     REP(asec_report_set_num(rep, "config.tol", cf.o.tol));
     REP(asec_report_set_num(rep, "config.success", cf.success));
     REP(asec_report_set_bool(rep, "config.span", cf.o.span));
+    REP(asec_report_set_str(rep, "config.alternate",
+                            cf.o.alternate < 0 ? "auto" : cf.o.alternate ? "yes" : "no"));
     REP(asec_report_set_str(rep, "config.noise", cf.noise ? "laplace" : "gauss"));
     REP(asec_report_set_str(rep, "config.noise_mode", cf.relative ? "rel" : "abs"));
     REP(asec_report_set_num(rep, "config.prune", cf.prune));

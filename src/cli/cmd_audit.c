@@ -67,50 +67,51 @@ const char *const audit_acct_names[4] = {"rdp", "pld", "basic", "advanced"};
 static int
 usage(void)
 {
-    printf("Usage: attnsec audit [OPTION]...\n"
-           "Attack versus defense on the shipped digits and the default vision\n"
-           "transformer: train without privacy and with DP-SGD calibrated to each\n"
-           "target epsilon, attack client gradients with DLG and released attention\n"
-           "maps with attention inversion, and write one report with the privacy /\n"
-           "utility / leakage table, plots and a picture of the reconstructions.\n\n"
-           "  -o, --output=DIR       write the report into DIR (default: audit-report)\n"
-           "      --quick            a small audit for demonstrations and tests\n"
-           "                           (under a minute on 2 cores)\n"
-           "      --data=NAME        digits (default) or text (the shipped corpus and\n"
-           "                           a small token transformer)\n"
-           "  -e, --epsilons=LIST    target epsilons, comma-separated (default 1,3,8;\n"
-           "                           quick 8)\n"
-           "  -T, --steps=N          DP-SGD steps per private run (default 150; quick 100;\n"
-           "                           text 100, quick 50)\n"
-           "  -b, --batch-size=N     expected DP-SGD batch size (default 718: q = 0.5;\n"
-           "                           text 512)\n"
-           "      --lr=RATE          DP-SGD learning rate, SGD with momentum 0.9\n"
-           "                           (default 0.3; text 0.5)\n"
-           "  -C, --clip=C           per-example clipping norm (default 1)\n"
-           "      --np-steps=N       Adam steps of the non-private run (default 300;\n"
-           "                           quick 150)\n"
-           "      --np-batch-size=N  its expected batch size (default 256)\n"
-           "      --np-lr=RATE       its Adam learning rate (default 0.003)\n"
-           "  -n, --images=N         held-out images (text: windows) attacked per run\n"
-           "                           (default 4; quick 2)\n"
-           "  -r, --restarts=N       DLG random starts per image and loss (default 8;\n"
-           "                           quick 4; text 2; a quarter of them, at least\n"
-           "                           one, on noisy gradients)\n"
-           "      --plot=FORMAT      png (default), svg or none: render the plots with\n"
-           "                           gnuplot when it is installed\n"
-           "  -s, --seed=N           seed of every stream (default: drawn from the OS\n"
-           "                           and recorded); an audit is NOT a DP release\n"
-           "      --json             also print report.json on standard output\n"
-           "  -q, --quiet            no progress output\n"
-           "  -v, --verbose          more detail on standard error\n"
-           "  -h, --help             display this help and exit\n"
-           "  -V, --version          output version information and exit\n\n"
-           "The report is DIR/report.txt (read this first), DIR/report.json\n"
-           "(attnsec-report(5)), DIR/tables/*.csv, DIR/plots/ and\n"
-           "DIR/images/recon_grid.png (digits).\n"
-           "Exit status: 0 on success, 64 usage error, 66 shipped data missing,\n"
-           "73/74 output errors, 75 out of memory.  Full documentation:\n"
-           "attnsec-audit(1).\n");
+    printf(
+        "Usage: attnsec audit [OPTION]...\n"
+        "Attack versus defense on the shipped digits and the default vision\n"
+        "transformer: train without privacy and with DP-SGD calibrated to each\n"
+        "target epsilon, attack client gradients with DLG and released attention\n"
+        "maps with attention inversion, and write one report with the privacy /\n"
+        "utility / leakage table, plots and a picture of the reconstructions.\n\n"
+        "  -o, --output=DIR       write the report into DIR (default: audit-report)\n"
+        "      --quick            a small audit for demonstrations and tests\n"
+        "                           (under a minute on 2 cores)\n"
+        "      --data=NAME        digits (default) or text (the shipped corpus and\n"
+        "                           a small token transformer)\n"
+        "  -e, --epsilons=LIST    target epsilons, comma-separated (default 1,3,8;\n"
+        "                           quick 8)\n"
+        "  -T, --steps=N          DP-SGD steps per private run (default 150; quick 100;\n"
+        "                           text 100, quick 50)\n"
+        "  -b, --batch-size=N     expected DP-SGD batch size (default 718: q = 0.5;\n"
+        "                           text 512)\n"
+        "      --lr=RATE          DP-SGD learning rate, SGD with momentum 0.9\n"
+        "                           (default 0.3; text 0.5)\n"
+        "  -C, --clip=C           per-example clipping norm (default 1)\n"
+        "      --np-steps=N       Adam steps of the non-private run (default 300;\n"
+        "                           quick 150)\n"
+        "      --np-batch-size=N  its expected batch size (default 256)\n"
+        "      --np-lr=RATE       its Adam learning rate (default 0.003)\n"
+        "  -n, --images=N         held-out images (text: windows) attacked per run\n"
+        "                           (default 4; quick 2)\n"
+        "  -r, --restarts=N       DLG random starts per image and loss (default 8;\n"
+        "                           quick 4; text 2; a quarter of them, at least\n"
+        "                           one, on noisy gradients)\n"
+        "      --plot=FORMAT      png (default), svg or none: render the plots with\n"
+        "                           gnuplot when it is installed\n"
+        "  -s, --seed=N           seed of every stream (default: drawn from the OS\n"
+        "                           and recorded); an audit is NOT a DP release\n"
+        "      --json             also print report.json on standard output\n"
+        "  -q, --quiet            no progress output\n"
+        "  -v, --verbose          more detail on standard error\n"
+        "  -h, --help             display this help and exit\n"
+        "  -V, --version          output version information and exit\n\n"
+        "The report is DIR/report.txt (read this first), DIR/report.json\n"
+        "(attnsec-report(5)), DIR/tables/*.csv, DIR/plots/ and\n"
+        "DIR/images/recon_grid.png (digits).\n"
+        "Exit status: 0 on success, 64 usage error, 66 shipped data missing,\n"
+        "73/74 output errors, 75 out of memory.  Full documentation:\n"
+        "attnsec-audit(1).\n");
     return EXIT_OK;
 }
 
@@ -354,15 +355,43 @@ done:
 
 /* ------------------------------------------------------------------ DLG */
 
+/* The mean training image of each class: (classes, H W) into *out. */
+static int
+class_means(double **out, const asec_data *tr)
+{
+    size_t HW = tr->image_h * tr->image_w, K = tr->classes;
+    double *mu = calloc(K * HW, sizeof *mu);
+    size_t *cnt = calloc(K, sizeof *cnt);
+
+    if (mu == NULL || cnt == NULL) {
+        free(mu);
+        free(cnt);
+        return ASEC_ENOMEM;
+    }
+    for (size_t i = 0; i < tr->n; i++) {
+        size_t y = (size_t)tr->labels[i];
+
+        cnt[y]++;
+        for (size_t j = 0; j < HW; j++)
+            mu[y * HW + j] += tr->images[i * HW + j];
+    }
+    for (size_t y = 0; y < K; y++)
+        for (size_t j = 0; j < HW && cnt[y] > 0; j++)
+            mu[y * HW + j] /= (double)cnt[y];
+    free(cnt);
+    *out = mu;
+    return ASEC_OK;
+}
+
 /* DLG on the gradient a client holding one held-out image shares (B = 1).
  * noise = 0 with a private run: the clipped gradient alone (what clipping
  * by itself hides); noise = 1: what one DP-SGD step releases, clipped to C
  * plus Gaussian noise of standard deviation sigma C per entry (floating
  * point noise: a measurement, not a release).  The attack uses the
  * cosine matching loss (Geiping et al. 2020): a clipped gradient is a
- * scaled gradient and the cosine ignores the scale.  On a noiseless
- * gradient a start that does not converge is retried with the Euclidean
- * loss (the attacker sees the residual; 'attack dlg --loss=both'). */
+ * scaled gradient and the cosine ignores the scale.  (The Euclidean
+ * loss, retried on noiseless gradients until issue #11, recovered none of
+ * the images the cosine missed, at the cost of as many starts again.) */
 static int
 attack_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on,
            asec_model *m, uint64_t seed)
@@ -410,6 +439,20 @@ attack_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on,
                     g[i] += r->sigma * r->clip * asec_rng_normal(noise);
             rc = ASEC_OK;
         }
+        /* a noiseless gradient: the first start is the mean training image
+         * of the label iDLG reads off the gradient (a public-data prior;
+         * the label is exact for B = 1).  On a trained model the matching
+         * landscape of a confidently classified image has local minima
+         * that random starts rarely escape; from the class mean they
+         * converge at once.  Noisy gradients keep random starts, so that
+         * their scores measure the attack, not the prior. */
+        if (!(noise_on && priv) && a->prior != NULL) {
+            int64_t yl;
+
+            if ((rc = asec_dlg_idlg_labels(&yl, 1, m, g)) != ASEC_OK)
+                goto done;
+            pb.init = a->prior + (size_t)yl * HW;
+        }
         asec_dlg_options_default(&o);
         o.loss = out->loss;
         /* the settings of 'attack dlg --kind=vit' (exact recovery of the
@@ -424,23 +467,6 @@ attack_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on,
         o.labels = ASEC_DLG_LABELS_AUTO;
         if ((rc = asec_dlg_attack(&res, m, &pb, &o, rng)) != ASEC_OK)
             goto done;
-        if (!res->converged && !noise_on) {
-            /* a noiseless gradient: an attacker sees the residual and
-             * tries the other matching loss too (--loss=both) */
-            asec_dlg_result *res2 = NULL;
-
-            o.loss = o.loss == ASEC_DLG_COS ? ASEC_DLG_EUCLID : ASEC_DLG_COS;
-            if ((rc = asec_dlg_attack(&res2, m, &pb, &o, rng)) != ASEC_OK) {
-                asec_dlg_result_free(res);
-                goto done;
-            }
-            if (res2->converged) {
-                asec_dlg_result_free(res);
-                res = res2;
-                out->other_loss++;
-            } else
-                asec_dlg_result_free(res2);
-        }
         for (size_t i = 0; i < HW; i++) {
             double d = res->x[i] - x[i];
 
@@ -537,8 +563,7 @@ attn_instance(const char *wpath, const char *xpath, const char *bpath, asec_mode
     /* text: x_t = tok_emb[token_t] + pos_t (no bias tensor) */
     if ((rc = asec_model_tensor_find(m, text ? "tok_emb.weight" : "patch_emb.weight",
                                      &w)) != ASEC_OK ||
-        (!text &&
-         (rc = asec_model_tensor_find(m, "patch_emb.bias", &bias)) != ASEC_OK) ||
+        (!text && (rc = asec_model_tensor_find(m, "patch_emb.bias", &bias)) != ASEC_OK) ||
         (rc = asec_model_tensor_find(m, "blocks.0.ln1.weight", &lw)) != ASEC_OK ||
         (rc = asec_model_tensor_find(m, "blocks.0.ln1.bias", &lb)) != ASEC_OK ||
         (rc = asec_model_tensor_find(m, "blocks.0.attn.qkv.weight", &qw)) != ASEC_OK ||
@@ -660,8 +685,7 @@ attack_attention(struct audit *a, struct run *r, asec_model *m, uint64_t seed)
         goto done;
     }
     if ((rc = asec_afile_mkdirs(dir)) != ASEC_OK ||
-        (rc = attn_instance(wp, xp, bp, m, a, 0, &scale, &r->ai_qk_err)) !=
-            ASEC_OK) {
+        (rc = attn_instance(wp, xp, bp, m, a, 0, &scale, &r->ai_qk_err)) != ASEC_OK) {
         snprintf(r->fail, sizeof r->fail, "attention inversion: %s", asec_errmsg());
         st = cli_exit_status(rc);
         goto done;
@@ -820,7 +844,8 @@ write_csv(const struct audit *a)
             "%s\r\n",
             a->text ? "dlg_windows" : "dlg_images",
             a->text ? "dlg_token_acc" : "dlg_psnr_db",
-            a->text ? "dlg_clip_only_token_acc,emb_rows_token_acc,test_perplexity"
+            a->text ? "dlg_clip_only_token_acc,emb_rows_token_acc,test_perplexity,"
+                      "dlg_bag_token_acc"
                     : "dlg_clip_only_psnr_db");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
@@ -848,8 +873,13 @@ write_csv(const struct audit *a)
                 v[0], v[1], v[2], r->target_eps > 0 ? a->steps : a->np_steps, v[3], v[4],
                 v[5], v[6], v[7], v[8], r->dlg.nimg, v[9], v[10], v[11], v[12], v[13],
                 r->ai_ok ? (r->ai_success ? "true" : "false") : "n/a", v[14]);
-        if (a->text)
-            fprintf(f, ",%s,%s", v[15], v[16]);
+        if (a->text) {
+            char vb[40];
+
+            fmt_num(vb, 40, r->dlg.ok ? mean_of(r->dlg.bag_acc, r->dlg.nimg) : NAN, 'g',
+                    17);
+            fprintf(f, ",%s,%s,%s", v[15], v[16], vb);
+        }
         fprintf(f, "\r\n");
     }
     fclose(f);
@@ -866,7 +896,7 @@ write_csv(const struct audit *a)
         return EXIT_TEMPFAIL;
     if (a->text)
         fprintf(f, "run,window,test_index,mse,token_acc,rel_error,label_correct,"
-                   "emb_rows_token_acc,original,recovered\r\n");
+                   "emb_rows_token_acc,bag_token_acc,original,recovered\r\n");
     else
         fprintf(f, "run,image,test_index,mse,psnr_db,rel_error,label_correct\r\n");
     for (size_t i = 0; i < a->nruns; i++) {
@@ -883,7 +913,7 @@ write_csv(const struct audit *a)
                 audit_text_words(a, a->win_test + audit_test_index(a, k) * AUDIT_TEXT_T,
                                  w[0], sizeof w[0]);
                 audit_text_words(a, r->dlg.ids + k * AUDIT_TEXT_T, w[1], sizeof w[1]);
-                fprintf(f, ",%.17g,", r->dlg.rows_acc[k]);
+                fprintf(f, ",%.17g,%.17g,", r->dlg.rows_acc[k], r->dlg.bag_acc[k]);
                 csv_quote(f, w[0]);
                 fputc(',', f);
                 csv_quote(f, w[1]);
@@ -922,8 +952,9 @@ write_plots(const struct audit *a, int *rendered)
 
         if (f == NULL)
             return EXIT_TEMPFAIL;
-        fprintf(f, "# epsilon(pld, delta=1e-5)  test_accuracy  %s  "
-                   "dlg_label_acc  dlg_rel_error\n",
+        fprintf(f,
+                "# epsilon(pld, delta=1e-5)  test_accuracy  %s  "
+                "dlg_label_acc  dlg_rel_error\n",
                 a->text ? "dlg_token_acc" : "dlg_psnr_db");
         for (size_t i = 0; i < a->nruns; i++) {
             const struct run *r = &a->runs[i];
@@ -982,7 +1013,8 @@ write_plots(const struct audit *a, int *rendered)
         if (st != 0)
             return st;
         if (strcmp(a->plot, "none") != 0) {
-            char *pd = audit_pathf("%s/plots", a->out), *gp = audit_pathf("%s.gp", plots[k].name);
+            char *pd = audit_pathf("%s/plots", a->out),
+                 *gp = audit_pathf("%s.gp", plots[k].name);
             pid_t pid = fork();
             int ws;
 
@@ -1121,49 +1153,53 @@ static void
 statement(const struct audit *a, char *buf, size_t cap)
 {
     if (a->text)
-        snprintf(buf, cap,
-                 "Each DP-SGD run trains on the %zu windows of %d tokens of the shipped\n"
-                 "corpus with Poisson sampling, per-example clipping and Gaussian noise;\n"
-                 "epsilon is for add/remove-one-window neighbours at delta = 1e-5,\n"
-                 "computed by every accountant (certified lower and upper bounds where\n"
-                 "the accountant has them).  A window is one example: a person whose\n"
-                 "text spans several windows has a larger epsilon (group privacy).  This\n"
-                 "audit ran in seeded mode: it measures the mechanisms and is NOT a DP\n"
-                 "release.  DLG attacks the gradient one client with one held-out window\n"
-                 "shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
-                 "standard deviation sigma C).  Attention inversion attacks the attention\n"
-                 "probabilities the trained model releases at inference for a held-out\n"
-                 "window: DP-SGD protects the training data, not inference inputs, so\n"
-                 "that column is not expected to improve with epsilon.\n",
-                 a->ntrain, AUDIT_TEXT_T);
+        snprintf(
+            buf, cap,
+            "Each DP-SGD run trains on the %zu windows of %d tokens of the shipped\n"
+            "corpus with Poisson sampling, per-example clipping and Gaussian noise;\n"
+            "epsilon is for add/remove-one-window neighbours at delta = 1e-5,\n"
+            "computed by every accountant (certified lower and upper bounds where\n"
+            "the accountant has them).  A window is one example: a person whose\n"
+            "text spans several windows has a larger epsilon (group privacy).  This\n"
+            "audit ran in seeded mode: it measures the mechanisms and is NOT a DP\n"
+            "release.  DLG attacks the gradient one client with one held-out window\n"
+            "shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
+            "standard deviation sigma C).  Attention inversion attacks the attention\n"
+            "probabilities the trained model releases at inference for a held-out\n"
+            "window: DP-SGD protects the training data, not inference inputs, so\n"
+            "that column is not expected to improve with epsilon.\n",
+            a->ntrain, AUDIT_TEXT_T);
     else
-        snprintf(buf, cap,
-                 "Each DP-SGD run trains on the %zu shipped training digits with Poisson\n"
-                 "sampling, per-example clipping and Gaussian noise; epsilon is for\n"
-                 "add/remove-one-example neighbours at delta = 1e-5, computed by every\n"
-                 "accountant (certified lower and upper bounds where the accountant has\n"
-                 "them).  This audit ran in seeded mode: it measures the mechanisms and is\n"
-                 "NOT a DP release.  DLG attacks the gradient one client with one held-out\n"
-                 "image shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
-                 "standard deviation sigma C).  Attention inversion attacks the attention\n"
-                 "probabilities the trained model releases at inference for a held-out\n"
-                 "image: DP-SGD protects the training data, not inference inputs, so that\n"
-                 "column is not expected to improve with epsilon.\n",
-                 a->ntrain);
+        snprintf(
+            buf, cap,
+            "Each DP-SGD run trains on the %zu shipped training digits with Poisson\n"
+            "sampling, per-example clipping and Gaussian noise; epsilon is for\n"
+            "add/remove-one-example neighbours at delta = 1e-5, computed by every\n"
+            "accountant (certified lower and upper bounds where the accountant has\n"
+            "them).  This audit ran in seeded mode: it measures the mechanisms and is\n"
+            "NOT a DP release.  DLG attacks the gradient one client with one held-out\n"
+            "image shares in a single DP-SGD step (clipped to C, Gaussian noise of\n"
+            "standard deviation sigma C).  Attention inversion attacks the attention\n"
+            "probabilities the trained model releases at inference for a held-out\n"
+            "image: DP-SGD protects the training data, not inference inputs, so that\n"
+            "column is not expected to improve with epsilon.\n",
+            a->ntrain);
 }
 
 /* report.txt of the text audit: the table, and the recovered text. */
 static void
 write_txt_text(const struct audit *a, FILE *f)
 {
-    fprintf(f, "%-11s %6s %-18s %7s %6s %7s | %6s %8s %6s %5s | %9s\n", "", "", "", "",
-            "next", "", "DLG tok", "DLG tok", "rows", "DLG", "attention");
-    fprintf(f, "%-11s %6s %-18s %7s %6s %7s | %6s %8s %6s %5s | %9s\n", "run", "sigma",
-            "epsilon PLD lo-hi", "eps RDP", "tok acc", "ppl", "clip", "released", "tok",
-            "label", "orbit err");
+    static const char fmt[] =
+        "%-11s %6s %-18s %7s %7s %6s | %7s %8s %5s %5s %5s | %10s\n";
+
+    fprintf(f, fmt, "", "", "", "", "next", "", "DLG tok", "DLG tok", "+rows", "rows",
+            "DLG", "attention");
+    fprintf(f, fmt, "run", "sigma", "epsilon PLD lo-hi", "eps RDP", "tok acc", "ppl",
+            "clip", "released", "tok", "tok", "label", "orbit err");
     for (size_t i = 0; i < a->nruns; i++) {
         const struct run *r = &a->runs[i];
-        char s[9][40], e[48];
+        char s[10][40], e[48];
 
         fmt_num(s[0], 40, r->ok ? r->sigma : NAN, 'f', 3);
         if (!r->ok)
@@ -1175,49 +1211,52 @@ write_txt_text(const struct audit *a, FILE *f)
         fmt_num(s[1], 40, r->ok ? r->eps[0] : NAN, 'f', 3);
         fmt_num(s[2], 40, r->ok ? r->test_acc : NAN, 'f', 3);
         fmt_num(s[3], 40, r->ok ? exp(r->test_loss) : NAN, 'f', 1);
+        fmt_num(s[9], 40, r->dlg.ok ? mean_of(r->dlg.bag_acc, r->dlg.nimg) : NAN, 'f', 2);
         if (r->target_eps > 0)
             fmt_num(s[4], 40, leak_of(a, &r->clip_only), 'f', 2);
         else
             snprintf(s[4], 40, "-");
         fmt_num(s[5], 40, leak_of(a, &r->dlg), 'f', 2);
-        fmt_num(s[6], 40, r->dlg.ok ? mean_of(r->dlg.rows_acc, r->dlg.nimg) : NAN, 'f', 2);
+        fmt_num(s[6], 40, r->dlg.ok ? mean_of(r->dlg.rows_acc, r->dlg.nimg) : NAN, 'f',
+                2);
         fmt_num(s[7], 40, r->dlg.ok ? label_acc(r) : NAN, 'f', 2);
         fmt_num(s[8], 40, r->ai_ok ? r->ai_orbit : NAN, 'e', 1);
         if (r->ai_ok)
             strcat(s[8], r->ai_success ? " ok" : " no");
-        fprintf(f, "%-11s %6s %-18s %7s %7s %7s | %6s %8s %6s %5s | %9s\n", r->name, s[0],
-                e, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]);
+        fprintf(f, fmt, r->name, s[0], e, s[1], s[2], s[3], s[4], s[5], s[9], s[6], s[7],
+                s[8]);
     }
-    fprintf(
-        f,
-        "\nColumns.  epsilon: the PLD accountant's certified lower bound - upper\n"
-        "bound, and the RDP bound (delta = 1e-5; every accountant is in\n"
-        "report.json and tables/runs.csv).  next tok acc: how often the model's\n"
-        "top prediction is the token that follows a held-out window (%zu test\n"
-        "windows; the most frequent token alone scores about 0.08), ppl: its\n"
-        "perplexity.\n"
-        "DLG tok: the attack on the gradient of one client holding one held-out\n"
-        "window (B = 1, %d tokens): it optimises the window's token embeddings,\n"
-        "decodes each to the nearest row of the embedding table by cosine and\n"
-        "scores the fraction right at their position, mean over %zu windows;\n"
-        "'clip': the gradient clipped to C without noise; 'released': what one\n"
-        "DP-SGD step releases, clipped plus Gaussian noise of standard deviation\n"
-        "sigma C per entry (the raw gradient for the non-private run).  The attack\n"
-        "matches the gradient of every parameter but the embedding table with\n"
-        "the cosine loss, L-BFGS from %zu random starts (%zu with noise).\n"
-        "rows tok: the embedding table's gradient itself, whose nonzero rows are\n"
-        "the window's tokens: the fraction of its distinct tokens among the rows\n"
-        "of largest norm (released gradient).  label: the next token recovered\n"
-        "(iDLG) from the released gradient.  The noise has a norm of about\n"
-        "sigma C sqrt(P) (P = %zu parameters) against a clipped signal of norm C.\n"
-        "attention: attention inversion (arXiv 2310.12462) of the probabilities\n"
-        "the trained model releases at layer 0, head 0 for a held-out window; the\n"
-        "unknown is the layer's input X = [ln1(x); 1] (%zu x %zu), W has a kernel\n"
-        "of dimension %s; orbit err is the relative error modulo the maps that\n"
-        "preserve W, 'ok' when below 1e-6 (largest q/k mismatch of X against the\n"
-        "forward pass: %s).  n/a: the stage failed (see below).\n",
-        a->ntest, AUDIT_TEXT_T, a->nimg, a->restarts, a->noisy_restarts, a->params,
-        a->width + 1, a->tokens, a->ker_text, a->qk_text);
+    fprintf(f,
+            "\nColumns.  epsilon: the PLD accountant's certified lower bound - upper\n"
+            "bound, and the RDP bound (delta = 1e-5; every accountant is in\n"
+            "report.json and tables/runs.csv).  next tok acc: how often the model's\n"
+            "top prediction is the token that follows a held-out window (%zu test\n"
+            "windows; the most frequent token alone scores about 0.08), ppl: its\n"
+            "perplexity.\n"
+            "DLG tok: the attack on the gradient of one client holding one held-out\n"
+            "window (B = 1, %d tokens): it optimises the window's token embeddings,\n"
+            "decodes each to the nearest row of the embedding table by cosine and\n"
+            "scores the fraction right at their position, mean over %zu windows;\n"
+            "'clip': the gradient clipped to C without noise; 'released': what one\n"
+            "DP-SGD step releases, clipped plus Gaussian noise of standard deviation\n"
+            "sigma C per entry (the raw gradient for the non-private run).  The attack\n"
+            "matches the gradient of every parameter but the embedding table with\n"
+            "the cosine loss, L-BFGS from %zu random starts (%zu with noise).\n"
+            "rows tok: the embedding table's gradient itself, whose nonzero rows are\n"
+            "the window's tokens: the fraction of its distinct tokens among the rows\n"
+            "of largest norm (released gradient).  +rows tok: both together (as TAG\n"
+            "and LAMP use the embedding gradient): DLG's embeddings decoded among the\n"
+            "%d rows of largest norm only.  label: the next token recovered\n"
+            "(iDLG) from the released gradient.  The noise has a norm of about\n"
+            "sigma C sqrt(P) (P = %zu parameters) against a clipped signal of norm C.\n"
+            "attention: attention inversion (arXiv 2310.12462) of the probabilities\n"
+            "the trained model releases at layer 0, head 0 for a held-out window; the\n"
+            "unknown is the layer's input X = [ln1(x); 1] (%zu x %zu), W has a kernel\n"
+            "of dimension %s; orbit err is the relative error modulo the maps that\n"
+            "preserve W, 'ok' when below 1e-6 (largest q/k mismatch of X against the\n"
+            "forward pass: %s).  n/a: the stage failed (see below).\n",
+            a->ntest, AUDIT_TEXT_T, a->nimg, a->restarts, a->noisy_restarts, AUDIT_TEXT_T,
+            a->params, a->width + 1, a->tokens, a->ker_text, a->qk_text);
     fprintf(f, "\nRecovered text (DLG on the released gradient)\n"
                "---------------------------------------------\n");
     for (size_t k = 0; k < a->nimg; k++) {
@@ -1225,8 +1264,8 @@ write_txt_text(const struct audit *a, FILE *f)
 
         audit_text_words(a, a->win_test + audit_test_index(a, k) * AUDIT_TEXT_T, w,
                          sizeof w);
-        fprintf(f, "window %zu (test window %zu)\n  %-12s %s\n", k, audit_test_index(a, k),
-                "original", w);
+        fprintf(f, "window %zu (test window %zu)\n  %-12s %s\n", k,
+                audit_test_index(a, k), "original", w);
         for (size_t i = 0; i < a->nruns; i++) {
             const struct dlg_out *d = &a->runs[i].dlg;
 
@@ -1270,8 +1309,8 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         write_txt_text(a, f);
         goto tail;
     }
-    fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "", "", "", "",
-            "", "DLG PSNR", "DLG PSNR", "DLG", "DLG", "attention");
+    fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "", "", "", "", "",
+            "DLG PSNR", "DLG PSNR", "DLG", "DLG", "attention");
     fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", "run", "sigma",
             "epsilon PLD lo-hi", "eps RDP", "test acc", "clip only", "released",
             "rel err", "label", "orbit err");
@@ -1301,55 +1340,57 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         fprintf(f, "%-11s %6s %-18s %7s %8s | %11s %11s %7s %5s | %11s\n", r->name, s[0],
                 e, s[1], s[2], s[7], s[3], s[4], s[5], s[6]);
     }
-    fprintf(
-        f,
-        "\nColumns.  epsilon: the PLD accountant's certified lower bound - upper\n"
-        "bound, and the RDP bound (delta = 1e-5; every accountant is in\n"
-        "report.json and tables/runs.csv).  test acc: accuracy on the 360 test\n"
-        "digits (chance is 0.1).\n"
-        "DLG: the attack on the gradient of one client holding one held-out image\n"
-        "(B = 1), mean over %zu images of the PSNR in dB against the original in\n"
-        "[0, 1] and how many were recovered (PSNR >= 40 dB; ~5 dB is noise).\n"
-        "'clip only':\n"
-        "the gradient clipped to C without noise; 'released': what one DP-SGD step\n"
-        "releases, clipped plus Gaussian noise of standard deviation sigma C per\n"
-        "entry (the raw gradient for the non-private run).  rel err: relative L2\n"
-        "error and label: fraction of labels recovered (iDLG), both on the released\n"
-        "gradient.  The attack uses the cosine matching loss, which ignores the\n"
-        "scale clipping changes (%zu starts, then %zu with the Euclidean loss if\n"
-        "none converged, on noiseless gradients; %zu with noise).  The noise has a\n"
-        "norm of about sigma C sqrt(P) (P = %zu parameters) against a clipped\n"
-        "signal of norm C: it, not clipping, is what defeats the attack.\n"
-        "attention: attention inversion (arXiv 2310.12462) of the probabilities\n"
-        "the trained model releases at layer 0, head 0 for a held-out image;\n"
-        "the unknown is the layer's input X = [ln1(x); 1] (%zu x %zu, the constant\n"
-        "row carries the query/key biases), W = [W_q b_q]^T [W_k b_k] has a kernel\n"
-        "of dimension %s, so X is identifiable only up to the maps that preserve\n"
-        "W; orbit err is the relative error modulo them, 'ok' when below 1e-6\n"
-        "(exact recovery; largest q/k mismatch of X against the forward pass:\n"
-        "%s).  n/a: the stage failed (see below).\n",
-        a->nimg, a->restarts, a->restarts, a->noisy_restarts, a->params,
-        a->width + 1, a->tokens, a->ker_text, a->qk_text);
+    fprintf(f,
+            "\nColumns.  epsilon: the PLD accountant's certified lower bound - upper\n"
+            "bound, and the RDP bound (delta = 1e-5; every accountant is in\n"
+            "report.json and tables/runs.csv).  test acc: accuracy on the 360 test\n"
+            "digits (chance is 0.1).\n"
+            "DLG: the attack on the gradient of one client holding one held-out image\n"
+            "(B = 1), mean over %zu images of the PSNR in dB against the original in\n"
+            "[0, 1] and how many were recovered (PSNR >= 40 dB; ~5 dB is noise).\n"
+            "'clip only':\n"
+            "the gradient clipped to C without noise; 'released': what one DP-SGD step\n"
+            "releases, clipped plus Gaussian noise of standard deviation sigma C per\n"
+            "entry (the raw gradient for the non-private run).  rel err: relative L2\n"
+            "error and label: fraction of labels recovered (iDLG), both on the released\n"
+            "gradient.  The attack uses the cosine matching loss, which ignores the\n"
+            "scale clipping changes: %zu starts on noiseless gradients, the first\n"
+            "from the mean training image of the label read off the gradient; %zu\n"
+            "random starts with noise.  The noise has a norm of about sigma C\n"
+            "sqrt(P) (P = %zu parameters) against a clipped signal of norm C: it,\n"
+            "not clipping, is what defeats the attack.\n"
+            "attention: attention inversion (arXiv 2310.12462) of the probabilities\n"
+            "the trained model releases at layer 0, head 0 for a held-out image;\n"
+            "the unknown is the layer's input X = [ln1(x); 1] (%zu x %zu, the constant\n"
+            "row carries the query/key biases), W = [W_q b_q]^T [W_k b_k] has a kernel\n"
+            "of dimension %s, so X is identifiable only up to the maps that preserve\n"
+            "W; orbit err is the relative error modulo them, 'ok' when below 1e-6\n"
+            "(exact recovery; largest q/k mismatch of X against the forward pass:\n"
+            "%s).  n/a: the stage failed (see below).\n",
+            a->nimg, a->restarts, a->noisy_restarts, a->params, a->width + 1, a->tokens,
+            a->ker_text, a->qk_text);
 tail:
     for (size_t i = 0; i < a->nruns; i++)
         if (a->runs[i].fail[0] != '\0')
             fprintf(f, "\nUnavailable in run %s: %s\n", a->runs[i].name, a->runs[i].fail);
     if (a->text)
-        fprintf(f,
-                "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv\n"
-                "(with the original and recovered text), plots/accuracy_vs_epsilon.{dat,gp},\n"
-                "plots/leakage_vs_epsilon.{dat,gp}%s, runs/*/ (each run's model and the\n"
-                "attention-inversion report).\n",
-                rendered ? " (+ rendered images)" : "");
+        fprintf(
+            f,
+            "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv\n"
+            "(with the original and recovered text), plots/accuracy_vs_epsilon.{dat,gp}\n"
+            "and plots/leakage_vs_epsilon.{dat,gp}%s, runs/*/ (each run's model\n"
+            "and the attention-inversion report).\n",
+            rendered ? " (+ rendered images)" : "");
     else
-        fprintf(f,
-                "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
-                "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp}%s,\n"
-                "images/%s (rows: held-out images; columns: original, then what DLG\n"
-                "recovered in each run, in the order of the table, a private run with\n"
-                "two columns: clip only, then released), runs/*/ (each\n"
-                "training run's own report, model and curve).\n",
-                rendered ? " (+ rendered images)" : "", grid);
+        fprintf(
+            f,
+            "\nFiles: report.json (attnsec-report(5)), tables/runs.csv, tables/dlg.csv,\n"
+            "plots/accuracy_vs_epsilon.{dat,gp}, plots/leakage_vs_epsilon.{dat,gp},\n"
+            "images/%s (rows: held-out images; columns: original, then what DLG\n"
+            "recovered in each run, in the order of the table, a private run with\n"
+            "two columns: clip only, then released), runs/*/ (each training run's\n"
+            "own report, model and curve).\n%s",
+            grid, rendered ? "The plots are rendered beside their scripts.\n" : "");
     if (!rendered && strcmp(a->plot, "none") != 0)
         fprintf(f,
                 "The plots were not rendered: install gnuplot (Debian: gnuplot-nox) and "
@@ -1477,8 +1518,8 @@ write_json_report(const struct audit *a, const char *grid)
         if (r->dlg.ok) {
             for (size_t k = 0; k < r->dlg.nimg; k++) {
                 json_t *e = json_pack("{s:I, s:b}", "test_index",
-                                      (json_int_t)audit_test_index(a, k),
-                                      "label_correct", r->dlg.label_ok[k]);
+                                      (json_int_t)audit_test_index(a, k), "label_correct",
+                                      r->dlg.label_ok[k]);
 
                 jset(e, "mse", r->dlg.mse[k]);
                 jset(e, "rel_error", r->dlg.rel[k]);
@@ -1487,6 +1528,7 @@ write_json_report(const struct audit *a, const char *grid)
 
                     jset(e, "token_acc", r->dlg.tok_acc[k]);
                     jset(e, "emb_rows_token_acc", r->dlg.rows_acc[k]);
+                    jset(e, "bag_token_acc", r->dlg.bag_acc[k]);
                     audit_text_words(a,
                                      a->win_test + audit_test_index(a, k) * AUDIT_TEXT_T,
                                      w, sizeof w);
@@ -1504,6 +1546,7 @@ write_json_report(const struct audit *a, const char *grid)
             if (a->text) {
                 jset(dlg, "token_acc", leak_of(a, &r->dlg));
                 jset(dlg, "emb_rows_token_acc", mean_of(r->dlg.rows_acc, r->dlg.nimg));
+                jset(dlg, "bag_token_acc", mean_of(r->dlg.bag_acc, r->dlg.nimg));
             } else
                 jset(dlg, "psnr_db", mean_of(r->dlg.psnr, r->dlg.nimg));
             jset(dlg, "rel_error", mean_of(r->dlg.rel, r->dlg.nimg));
@@ -1640,29 +1683,28 @@ cmd_audit(int argc, char **argv)
         OPT_NP_BATCH,
         OPT_NP_LR
     };
-    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
-                                             {"quick", no_argument, NULL, OPT_QUICK},
-                                             {"data", required_argument, NULL, OPT_DATA},
-                                             {"epsilons", required_argument, NULL, 'e'},
-                                             {"steps", required_argument, NULL, 'T'},
-                                             {"batch-size", required_argument, NULL, 'b'},
-                                             {"lr", required_argument, NULL, OPT_LR},
-                                             {"clip", required_argument, NULL, 'C'},
-                                             {"np-steps", required_argument, NULL,
-                                              OPT_NP_STEPS},
-                                             {"np-batch-size", required_argument, NULL,
-                                              OPT_NP_BATCH},
-                                             {"np-lr", required_argument, NULL, OPT_NP_LR},
-                                             {"images", required_argument, NULL, 'n'},
-                                             {"restarts", required_argument, NULL, 'r'},
-                                             {"plot", required_argument, NULL, OPT_PLOT},
-                                             {"seed", required_argument, NULL, 's'},
-                                             {"json", no_argument, NULL, OPT_JSON},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"verbose", no_argument, NULL, 'v'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"version", no_argument, NULL, 'V'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"quick", no_argument, NULL, OPT_QUICK},
+        {"data", required_argument, NULL, OPT_DATA},
+        {"epsilons", required_argument, NULL, 'e'},
+        {"steps", required_argument, NULL, 'T'},
+        {"batch-size", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, OPT_LR},
+        {"clip", required_argument, NULL, 'C'},
+        {"np-steps", required_argument, NULL, OPT_NP_STEPS},
+        {"np-batch-size", required_argument, NULL, OPT_NP_BATCH},
+        {"np-lr", required_argument, NULL, OPT_NP_LR},
+        {"images", required_argument, NULL, 'n'},
+        {"restarts", required_argument, NULL, 'r'},
+        {"plot", required_argument, NULL, OPT_PLOT},
+        {"seed", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
     struct audit a;
     const char *eps_text = NULL, *data = "digits";
     size_t steps = 0, nimg = 0, restarts = 0, np_steps = 0, batch = 0, np_batch = 0;
@@ -1785,6 +1827,8 @@ cmd_audit(int argc, char **argv)
 
         rc = asec_data_load(&tr, cli_datadir(), "digits", "train");
         a.ntrain = tr != NULL ? tr->n : 0;
+        if (rc == ASEC_OK)
+            rc = class_means(&a.prior, tr);
         asec_data_free(tr);
     }
     if (rc != ASEC_OK) {
@@ -1849,9 +1893,9 @@ cmd_audit(int argc, char **argv)
                                              "text/vocab"};
 
         for (size_t k = 0; k < (a.text ? 3u : 4u); k++) {
-            char *fp = audit_pathf("%s/%s.%s", cli_datadir(),
-                                   a.text ? tfiles[k] : files[k],
-                                   a.text && k == 2 ? "txt" : "npy");
+            char *fp =
+                audit_pathf("%s/%s.%s", cli_datadir(), a.text ? tfiles[k] : files[k],
+                            a.text && k == 2 ? "txt" : "npy");
 
             rc = fp ? asec_report_add_input(a.rep, fp) : ASEC_ENOMEM;
             free(fp);
@@ -1947,6 +1991,7 @@ done:
         free(a.runs[i].clip_only.ids);
     }
     audit_text_free(&a);
+    free(a.prior);
     asec_data_free(a.test);
     asec_report_free(a.rep);
     return st;

@@ -207,8 +207,8 @@ audit_text_train(struct audit *a, struct run *r, uint64_t seed, asec_model **out
 
         r->eps[k] = r->eps_lo[k] = INFINITY;
         if (priv) {
-            if (asec_acct_epsilon(asec_dpsgd_get_acct(d), methods[k], AUDIT_DELTA, &res) ==
-                ASEC_OK) {
+            if (asec_acct_epsilon(asec_dpsgd_get_acct(d), methods[k], AUDIT_DELTA,
+                                  &res) == ASEC_OK) {
                 r->eps[k] = res.epsilon;
                 r->eps_lo[k] = res.epsilon_lo;
             } else
@@ -224,7 +224,8 @@ audit_text_train(struct audit *a, struct run *r, uint64_t seed, asec_model **out
         rc = ASEC_ENOMEM;
         goto done;
     }
-    if ((rc = asec_afile_mkdirs(dir)) != ASEC_OK || (rc = asec_model_save(m, mp)) != ASEC_OK)
+    if ((rc = asec_afile_mkdirs(dir)) != ASEC_OK ||
+        (rc = asec_model_save(m, mp)) != ASEC_OK)
         goto done;
     r->ok = 1;
     *out = m;
@@ -242,25 +243,12 @@ done:
     return 0;
 }
 
-/* The bag-of-words leak: the window's distinct tokens are the nonzero
- * rows of grad tok_emb.weight (V, C); score the top-u rows by norm (u =
- * the number of distinct tokens) as the fraction of them that occur. */
-static double
-rows_leak(const double *gw, size_t V, size_t C, const int64_t *tok, size_t T)
+/* top (u <= AUDIT_TEXT_T) = the u rows of gw (V, C) of largest norm. */
+static void
+top_rows(int64_t *top, size_t u, const double *gw, size_t V, size_t C)
 {
-    int64_t uniq[AUDIT_TEXT_T];
     double best[AUDIT_TEXT_T];
-    int64_t top[AUDIT_TEXT_T];
-    size_t u = 0, hit = 0;
 
-    for (size_t t = 0; t < T; t++) {
-        size_t j = 0;
-
-        while (j < u && uniq[j] != tok[t])
-            j++;
-        if (j == u)
-            uniq[u++] = tok[t];
-    }
     for (size_t j = 0; j < u; j++) {
         best[j] = -1;
         top[j] = -1;
@@ -281,6 +269,26 @@ rows_leak(const double *gw, size_t V, size_t C, const int64_t *tok, size_t T)
         best[j] = s;
         top[j] = (int64_t)v;
     }
+}
+
+/* The bag-of-words leak: the window's distinct tokens are the nonzero
+ * rows of grad tok_emb.weight (V, C); score the top-u rows by norm (u =
+ * the number of distinct tokens) as the fraction of them that occur. */
+static double
+rows_leak(const double *gw, size_t V, size_t C, const int64_t *tok, size_t T)
+{
+    int64_t uniq[AUDIT_TEXT_T], top[AUDIT_TEXT_T];
+    size_t u = 0, hit = 0;
+
+    for (size_t t = 0; t < T; t++) {
+        size_t j = 0;
+
+        while (j < u && uniq[j] != tok[t])
+            j++;
+        if (j == u)
+            uniq[u++] = tok[t];
+    }
+    top_rows(top, u, gw, V, C);
     for (size_t j = 0; j < u; j++)
         for (size_t i = 0; i < u; i++)
             if (top[j] == uniq[i]) {
@@ -298,6 +306,7 @@ audit_text_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on
     const asec_model_arch *ar = asec_model_get_arch(m);
     size_t P = asec_model_param_count(m), C = ar->channels, V = ar->vocab;
     double *g = malloc(P * sizeof *g), *x = malloc(T * C * sizeof *x);
+    double *ctab = malloc(T * C * sizeof *ctab); /* the candidates' rows */
     asec_model_tensor emb;
     asec_rng *rng = NULL, *noise = NULL;
     char label[64];
@@ -307,12 +316,13 @@ audit_text_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on
     clock_gettime(CLOCK_MONOTONIC, &t0);
     out->loss = ASEC_DLG_COS;
     out->ids = calloc(a->nimg * T, sizeof *out->ids);
-    if (g == NULL || x == NULL || out->ids == NULL) {
+    if (g == NULL || x == NULL || ctab == NULL || out->ids == NULL) {
         rc = ASEC_ENOMEM;
         goto done;
     }
     if ((rc = asec_model_tensor_find(m, "tok_emb.weight", &emb)) != ASEC_OK)
         goto done;
+
     snprintf(label, sizeof label, "audit/dlg/%s/%d", r->dir, noise_on);
     if ((rc = asec_rng_alloc_seeded(&rng, seed, label)) != ASEC_OK)
         goto done;
@@ -330,7 +340,8 @@ audit_text_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on
         asec_dlg_result *res = NULL;
         const double *table = asec_model_params(m) + emb.offset;
         double loss, se = 0, nx = 0;
-        size_t ok = 0;
+        int64_t cand[AUDIT_TEXT_T], bag[AUDIT_TEXT_T];
+        size_t ok = 0, okb = 0;
 
         if ((rc = asec_model_grad(m, &loss, &gv, &b)) != ASEC_OK)
             goto done;
@@ -344,6 +355,11 @@ audit_text_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on
             rc = ASEC_OK;
         }
         out->rows_acc[k] = rows_leak(g + emb.offset, V, C, tok, T);
+        /* the combined attacker (as TAG / LAMP use the embedding
+         * gradient): the T rows of largest norm are the candidates */
+        top_rows(cand, T, g + emb.offset, V, C);
+        for (size_t t = 0; t < T; t++)
+            memcpy(ctab + t * C, table + (size_t)cand[t] * C, C * sizeof *ctab);
         /* embeddings given as inputs do not reach tok_emb.weight: match
          * the rest of the gradient */
         memset(g + emb.offset, 0, emb.size * sizeof *g);
@@ -359,13 +375,14 @@ audit_text_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on
         o.labels = ASEC_DLG_LABELS_AUTO; /* iDLG: B = 1, one label */
         if ((rc = asec_dlg_attack(&res, m, &pb, &o, rng)) != ASEC_OK)
             goto done;
-        rc = asec_dlg_decode(out->ids + k * T, res->x, T, C, table, V);
-        if (rc != ASEC_OK) {
+        if ((rc = asec_dlg_decode(out->ids + k * T, res->x, T, C, table, V)) != ASEC_OK ||
+            (rc = asec_dlg_decode(bag, res->x, T, C, ctab, T)) != ASEC_OK) {
             asec_dlg_result_free(res);
             goto done;
         }
         for (size_t t = 0; t < T; t++) {
             ok += out->ids[k * T + t] == tok[t];
+            okb += cand[bag[t]] == tok[t];
             for (size_t c = 0; c < C; c++) {
                 double d = res->x[t * C + c] - table[(size_t)tok[t] * C + c];
 
@@ -375,6 +392,7 @@ audit_text_dlg(struct audit *a, struct run *r, struct dlg_out *out, int noise_on
             }
         }
         out->tok_acc[k] = (double)ok / (double)T;
+        out->bag_acc[k] = (double)okb / (double)T;
         out->mse[k] = se / (double)(T * C);
         out->rel[k] = sqrt(se / nx);
         out->psnr[k] = NAN;
@@ -394,5 +412,6 @@ done:
     asec_rng_free(noise);
     free(g);
     free(x);
+    free(ctab);
     return rc;
 }

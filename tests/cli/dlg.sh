@@ -1,5 +1,6 @@
 #!/bin/sh
-# attnsec attack dlg: a simulated instance recovered, a gradient file from
+# attnsec attack dlg: a simulated instance recovered, the attention
+# regression with its suggested restart count, a gradient file from
 # 'attnsec model grad' attacked and scored, the defense grid, and the exit
 # statuses for a gradient with a missing or misshaped tensor (65), a
 # missing file (66) and usage errors (64).
@@ -14,6 +15,8 @@ run 0 $D -q -s 1 --simulate --tokens=4 --instances=2 --loss=both -o "$scratch/s1
 [ -f "$scratch/s1/runs.csv" ] || fail "no runs.csv"
 grep -q '"success": true' "$scratch/s1/report.json" || fail "no success recorded"
 grep -q '"span_rank": 4' "$scratch/s1/report.json" || fail "span not used"
+grep -q '"alternate": "auto"' "$scratch/s1/report.json" || fail "alternate not reported"
+grep -q '"restarts": 64' "$scratch/s1/report.json" || fail "attn-block restarts not 64"
 run 0 $D -q -s 1 --simulate --tokens=4 --instances=2 --loss=both -o "$scratch/s2"
 cmp -s "$scratch/s1/runs.csv" "$scratch/s2/runs.csv" ||
     { cut -d, -f1-9 "$scratch/s1/runs.csv" >"$scratch/a"; cut -d, -f1-9 "$scratch/s2/runs.csv" >"$scratch/b";
@@ -50,6 +53,12 @@ run 0 $D -q -s 2 -m "$scratch/m.safetensors" -g "$scratch/g.safetensors" --token
 [ -f "$scratch/o/x_recovered.npy" ] || fail "no x_recovered.npy"
 grep -q '"label_acc": 1' "$scratch/o/report.json" || fail "label not recovered"
 
+# Attention regression at n = d = 4 (E known): the suggested 1024 starts
+# are reported, and both instances are recovered.
+run 0 $D -q -s 0 --simulate --kind=attn-regression --channels=4 --tokens=4 --instances=2 \
+    -o "$scratch/ar" && stdout_has '^0  *euclid 2/2' "attn-regression n = d = 4"
+grep -q '"restarts": 1024' "$scratch/ar/report.json" || fail "attn-regression restarts"
+
 # The default ViT on a shipped digit (B = 1, box [0, 1]): exact recovery,
 # the label, the PSNR and the picture originals | recovered.
 run 0 $D -q -s 7 --simulate --kind=vit --instances=1 -r 2 -o "$scratch/v" &&
@@ -75,4 +84,5 @@ run 64 $D -q -o "$scratch/bad"
 run 64 $D --loss=l1 --simulate -o "$scratch/bad"
 run 64 $D --simulate
 run 64 $D --simulate --sigma=abc -o "$scratch/bad"
+run 64 $D --simulate --alternate=maybe -o "$scratch/bad"
 finish
