@@ -37,6 +37,7 @@
 #include "attnsec/attnsec.h"
 #include "cli.h"
 #include "commands.h"
+#include "printable.h"
 
 /* Caps on manifests and plans (RELIABILITY.md §5.5). */
 #define MANIFEST_MAX_BYTES ((size_t)1 << 20)
@@ -270,8 +271,11 @@ load_json(const char *path, size_t cap, json_t **out, int quiet)
     *out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
     free(buf);
     if (*out == NULL) {
+        char text[4 * sizeof err.text]; // jansson quotes the manifest's bytes
+
         if (!quiet)
-            cli_error("%s:%d:%d: %s", path, err.line, err.column, err.text);
+            cli_error("%s:%d:%d: %s", path, err.line, err.column,
+                      asec__printable(text, sizeof text, err.text));
         return EXIT_DATAERR;
     }
     if (json_depth(*out) > MANIFEST_MAX_DEPTH) {

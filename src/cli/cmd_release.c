@@ -414,7 +414,8 @@ ledger_read(struct ledger *l, const char *path)
         return EXIT_DATAERR;
     }
     if (json_array_size(l->entries) >= LEDGER_MAX_ENTRIES) {
-        cli_error("%s: more than %d entries", path, LEDGER_MAX_ENTRIES);
+        cli_error("%s: %zu entries; a ledger holds at most %d", path,
+                  json_array_size(l->entries), LEDGER_MAX_ENTRIES - 1);
         return EXIT_DATAERR;
     }
     return 0;

@@ -19,10 +19,10 @@
  *
  * What must hold: the writer refuses exactly the inputs its contract
  * refuses (BF16 in .npy; an empty, over-long, reserved or non-UTF-8 name;
- * a non-UTF-8 metadata key or value) and then leaves no file behind; what
- * it accepts reads back (asec_io_open, strict and allow_nonfinite) with the
- * same dtype, shape, name, metadata, values (bit for bit; NaN as NaN) and
- * raw bytes.
+ * a non-UTF-8 or over-long metadata key, or a non-UTF-8 value) and then
+ * leaves no file behind; what it accepts reads back (asec_io_open, strict
+ * and allow_nonfinite) with the same dtype, shape, name, metadata, values
+ * (bit for bit; NaN as NaN) and raw bytes.
  */
 #include "config.h"
 
