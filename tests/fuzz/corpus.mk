@@ -877,13 +877,20 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/005c28c54178181587f3af7993f556d3bba6835d \
 	%reldir%/corpus/fuzz_safetensors/005dc53c293ea4b04075ffb8c0fbce34f0351a24 \
 	%reldir%/corpus/fuzz_safetensors/00e6ed34a4404822fa0507928b7c0bcc39cccc58 \
+	%reldir%/corpus/fuzz_safetensors/02c492ddd4a1c27b108f1b2a9dcbb174c08690cc \
 	%reldir%/corpus/fuzz_safetensors/047e7330af3ef6092e79c660df9ea7e945bd943a \
+	%reldir%/corpus/fuzz_safetensors/05fe405753166f125559e7c9ac558654f107c7e9 \
 	%reldir%/corpus/fuzz_safetensors/08210d4cbf150f8f83c6d46a616fbc1d8038cab6 \
+	%reldir%/corpus/fuzz_safetensors/08ca2d06f2471e25b8ccf94634d7c4ca9b2b68d0 \
 	%reldir%/corpus/fuzz_safetensors/0a85fdaa8f8b7010e761e446e18f8d7e9add056e \
 	%reldir%/corpus/fuzz_safetensors/0b3742ee8726255568a9fd78bceb879b1336159e \
+	%reldir%/corpus/fuzz_safetensors/0d65907916c2789eb03a429f4141646ae56304ca \
 	%reldir%/corpus/fuzz_safetensors/0d75b32ca246442d5ad36e0461f14f6db8b990c3 \
+	%reldir%/corpus/fuzz_safetensors/0daf4bcae978ea4fccdb8ac049c135b7863e043c \
 	%reldir%/corpus/fuzz_safetensors/0dc5443769f636c624367fe67879c5a320bede1b \
+	%reldir%/corpus/fuzz_safetensors/11aefd7d6b611f648b039680bd8e89ced7787872 \
 	%reldir%/corpus/fuzz_safetensors/11c3597df7baafa9a11361ac2b8b4781844e56a0 \
+	%reldir%/corpus/fuzz_safetensors/12fdf0225a2209aaff7b37b6fb98ca62b4d64d8a \
 	%reldir%/corpus/fuzz_safetensors/14641c8e4919e834141e96a169553e0311a05f1e \
 	%reldir%/corpus/fuzz_safetensors/1626c8c7d7913c0b5d14bb23b052b622de7ab664 \
 	%reldir%/corpus/fuzz_safetensors/17fe961db46aeebef09ec1fb56f4852a8339183d \
@@ -891,17 +898,22 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/1816ac42c36d7b8370b1a0ed4860b8415da559f2 \
 	%reldir%/corpus/fuzz_safetensors/1827a9c79f247879c69379d707ef8ce040e6645b \
 	%reldir%/corpus/fuzz_safetensors/184601284d696de4e82dc46cbb33e8ab264d2f31 \
+	%reldir%/corpus/fuzz_safetensors/194247f761ee8727769b4ad551da68b2d9f9d5e2 \
 	%reldir%/corpus/fuzz_safetensors/19abc8725c9a49ec2bd81ae777402b462212448e \
 	%reldir%/corpus/fuzz_safetensors/19c52b6e3e7661a2aacaf8600b164897306d83fe \
 	%reldir%/corpus/fuzz_safetensors/1aed18998b5e8689e6e042a06de26e6003251d32 \
+	%reldir%/corpus/fuzz_safetensors/1d58079f5cbc947d9c56cbcdfb63e96b0fde65e1 \
 	%reldir%/corpus/fuzz_safetensors/1eaaf277d7fe6e5cb1b8dda8a734dd930b7e1dcb \
 	%reldir%/corpus/fuzz_safetensors/1eff60e6175093b67171d3b2e56832c7762fa6e6 \
+	%reldir%/corpus/fuzz_safetensors/1f0c210ae2cad54391b835664431b69e77674ea5 \
 	%reldir%/corpus/fuzz_safetensors/1f72cf51b66bc25777305a9591fbcba89808f0d4 \
+	%reldir%/corpus/fuzz_safetensors/20039cdfba38bd612e3c5b0717a689c99fa85ec5 \
 	%reldir%/corpus/fuzz_safetensors/206b3b760c4f3f0ae13b51c9e31d73bbd6bccde1 \
 	%reldir%/corpus/fuzz_safetensors/22b6e60846dc340ffc30395a4fea2ba663ff32fa \
 	%reldir%/corpus/fuzz_safetensors/238877201cda00b4be3cb989ec50795d5963901a \
 	%reldir%/corpus/fuzz_safetensors/253edaabd1fe6d67f8655b1c2912fdc96c46330f \
 	%reldir%/corpus/fuzz_safetensors/26c3407a642cdf6d115e82ddb148960ef5b55f99 \
+	%reldir%/corpus/fuzz_safetensors/28e3bb0d39bc11c2633de8838b4095d440c3a7b9 \
 	%reldir%/corpus/fuzz_safetensors/2ad0d918bc30b1b41b33b8f8210ae3fd0427f1f7 \
 	%reldir%/corpus/fuzz_safetensors/2c1bf94d3042a75f3d4da67a2a348c4ffe33927d \
 	%reldir%/corpus/fuzz_safetensors/2dd4bf2cd0e1f9cfe54b7cfeab620e6ec880969e \
@@ -918,8 +930,10 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/32a984222d49f8240282dbb0301c17bf5bdc8aba \
 	%reldir%/corpus/fuzz_safetensors/32f56300a9a37d24087d40c83089090161bce440 \
 	%reldir%/corpus/fuzz_safetensors/34bcb6962f950e8e28d492ade886abab54d7d94b \
+	%reldir%/corpus/fuzz_safetensors/34cfc2edb04f813612d68544beb12e262944173d \
 	%reldir%/corpus/fuzz_safetensors/363e3284ec76e0a3ad8aa2f85a6b4ffb2e5896e9 \
 	%reldir%/corpus/fuzz_safetensors/3812bcbddaeb1494eb0128bfb4ba5d90e21cf944 \
+	%reldir%/corpus/fuzz_safetensors/388aea863c62bca74e4fc40841a1aba125e4036c \
 	%reldir%/corpus/fuzz_safetensors/38b2f3b5fe32990880545c0231411f006e8919cd \
 	%reldir%/corpus/fuzz_safetensors/3a02485326e8acc9557a93b34960964bc3301854 \
 	%reldir%/corpus/fuzz_safetensors/3c480bc5ca39b303d9ea661fb33e610aee37c75b \
@@ -927,9 +941,11 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/3e198c814b0d3d0209f2acc89471a14cac5e4f05 \
 	%reldir%/corpus/fuzz_safetensors/40c351617b7370c56a975ed94bdfafc9262fd0c8 \
 	%reldir%/corpus/fuzz_safetensors/41d58db7150ba5a6d86350d95f32cf4842d56861 \
+	%reldir%/corpus/fuzz_safetensors/4386c789a432264bb47f72695299b79e31460e3b \
 	%reldir%/corpus/fuzz_safetensors/43bdce1f1d222ac04c30a06e81dcd5c804eb21ed \
 	%reldir%/corpus/fuzz_safetensors/43f16a94db9c56a8e8579cec29ed8a3eab8be0f8 \
 	%reldir%/corpus/fuzz_safetensors/46fdb20e931701d65c04cb19c789efc68569a05b \
+	%reldir%/corpus/fuzz_safetensors/4734ced9875ff08577858bd2ec99833abcf64bde \
 	%reldir%/corpus/fuzz_safetensors/4770dd4bd7d3b819bf153a767e33d043661aed98 \
 	%reldir%/corpus/fuzz_safetensors/47d42db22c8b170e2c6cd54c11007ca4b74ee29b \
 	%reldir%/corpus/fuzz_safetensors/48a7c6be807b25082f6bc1ec81693b317e879e86 \
@@ -940,11 +956,17 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/50eeebd779aee75ffdf74529c7449246a9e67cf8 \
 	%reldir%/corpus/fuzz_safetensors/514bfc0f8cda73022ab1399de9db8f1795125747 \
 	%reldir%/corpus/fuzz_safetensors/51b7e99ee1381b168c889cbc606ef80b468fa462 \
+	%reldir%/corpus/fuzz_safetensors/533197c209e6730c4488a5f540083b183a6b07ce \
 	%reldir%/corpus/fuzz_safetensors/550212d5d73e34bb661b55b6c968d507e3bb223e \
+	%reldir%/corpus/fuzz_safetensors/55139fd603b29f37656c56e481c0c03c633a1349 \
+	%reldir%/corpus/fuzz_safetensors/5539557dffb2715c9bfd7d58e46a2acde1ae480d \
+	%reldir%/corpus/fuzz_safetensors/55df6c150d83bfb07c906de4083620765d72b36f \
 	%reldir%/corpus/fuzz_safetensors/570b30c61d08075b51ad094e254108aeca093187 \
 	%reldir%/corpus/fuzz_safetensors/57229991a5dc8dea233fd2fd6451427905e334ab \
 	%reldir%/corpus/fuzz_safetensors/5822ebf9b16d53954695fc22efd5751509384582 \
 	%reldir%/corpus/fuzz_safetensors/59fcde647a9b31a7d1276fb1957d712ea1c9d926 \
+	%reldir%/corpus/fuzz_safetensors/5b67736e177f62cbab9ad888055d39d872abde45 \
+	%reldir%/corpus/fuzz_safetensors/5ba93c9db0cff93f52b521d7420e43f6eda2784f \
 	%reldir%/corpus/fuzz_safetensors/5ccbe9ff9b2fac0ad3c12d45a352d62c09dc3cee \
 	%reldir%/corpus/fuzz_safetensors/5dbf9dd1389880dac0025d557a52e9ef31e04b20 \
 	%reldir%/corpus/fuzz_safetensors/5de2572c398cf41f40afcaf845fd44b14dd5ef85 \
@@ -958,10 +980,13 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/676c59df4f7081920b05bbf3104231db259a5fb0 \
 	%reldir%/corpus/fuzz_safetensors/685b766dc51feb2dafaf692a7da4c3ededf5e2b7 \
 	%reldir%/corpus/fuzz_safetensors/6887e457d8577cdfc881c4d8769abbaa2299b002 \
+	%reldir%/corpus/fuzz_safetensors/6dc61967fb64d168946ced5661db6edd796f210a \
 	%reldir%/corpus/fuzz_safetensors/6de348c07504fc3d03a9bb6e83a9feb2660d6d3a \
+	%reldir%/corpus/fuzz_safetensors/6e6e30c05ea38bd2f824ea27aefdb40460dd0243 \
 	%reldir%/corpus/fuzz_safetensors/6efb49ffdbbd7636116fb4a5002ffc623f0663c1 \
 	%reldir%/corpus/fuzz_safetensors/6f171ac051d76c118afafd532d9e73f293028810 \
 	%reldir%/corpus/fuzz_safetensors/6f306a698cdf35e65d1494b378f428e716146619 \
+	%reldir%/corpus/fuzz_safetensors/705f944b8454d0d416eb24e23bb56dd18a4e3bd6 \
 	%reldir%/corpus/fuzz_safetensors/71963faa7b27fbe5d3319603c0f9154f39b3f096 \
 	%reldir%/corpus/fuzz_safetensors/71ca5759afb42ace423db149ed22532b5411d91f \
 	%reldir%/corpus/fuzz_safetensors/748de8d8aa6e58c902867d40e80a2abf36361958 \
@@ -976,18 +1001,26 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/7b02b715c6f0a882a2a69734a2e8865a874efb60 \
 	%reldir%/corpus/fuzz_safetensors/7b2030772f092b293a8bea5e30f1e1c3abac870d \
 	%reldir%/corpus/fuzz_safetensors/7e1892fbd748e772f24c5aefea08759ab0550960 \
+	%reldir%/corpus/fuzz_safetensors/7f39e98519bf9946f26187c32a2b39b27bb92881 \
 	%reldir%/corpus/fuzz_safetensors/8097ba30c8541f2d3d477722d55b3556a4b768db \
+	%reldir%/corpus/fuzz_safetensors/80a78bebb705fb893b8a45c6834c1c63b863dfe7 \
 	%reldir%/corpus/fuzz_safetensors/82cf18de6f67aa66e0be9e081634c688dcfd39af \
+	%reldir%/corpus/fuzz_safetensors/8521d2765e51670ae18ff497eea60ec0d4d76e22 \
+	%reldir%/corpus/fuzz_safetensors/87624872aa79fd7813ea92e5f11a6a376775aa1d \
 	%reldir%/corpus/fuzz_safetensors/87b697531a86a9b89432b63b9f5e51d6787f84d5 \
 	%reldir%/corpus/fuzz_safetensors/886fbd251b8e4c42b89afd572780d404ef787cee \
 	%reldir%/corpus/fuzz_safetensors/8aa038fb6e2197e7053673e3e147fdcf5b881a54 \
 	%reldir%/corpus/fuzz_safetensors/8ab9ac830d67baaaf8d5dc1dfa6bf879bc6b0a82 \
 	%reldir%/corpus/fuzz_safetensors/8abeb138d90a7e9d45bceda2a6de262a291bf631 \
 	%reldir%/corpus/fuzz_safetensors/8b348cad5433a2a493bdad3324411814d0ffa898 \
+	%reldir%/corpus/fuzz_safetensors/8c34f68f24b418f7ee18b24e996125517d21a569 \
+	%reldir%/corpus/fuzz_safetensors/8c66e94fdb415fcb151a045c79477011e2c2a7da \
 	%reldir%/corpus/fuzz_safetensors/8ca26e1d625f8940fdb03d0bdc5da196cdcc37b7 \
 	%reldir%/corpus/fuzz_safetensors/8d46a5842403707b19b33fde8d07cb7c4ad2a932 \
 	%reldir%/corpus/fuzz_safetensors/8fcaa00d1b19e826ed1a9ab71ebdd71154c5a64a \
+	%reldir%/corpus/fuzz_safetensors/905fdeb9afa2db72102527a389aec0d3226f1422 \
 	%reldir%/corpus/fuzz_safetensors/91072bc5d5d96cab1fd80f3685a1858f74976313 \
+	%reldir%/corpus/fuzz_safetensors/9190a5edf1337e6cea8b04219e72915182d73c1d \
 	%reldir%/corpus/fuzz_safetensors/91a9fe48b76844d00d55e668a182f533b1a2ccf6 \
 	%reldir%/corpus/fuzz_safetensors/927675ac4c7e2bb3dcc5d8ef66586e342a27f952 \
 	%reldir%/corpus/fuzz_safetensors/9311462145c39ce84638f9f688e69d20b8932179 \
@@ -1000,6 +1033,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/9acd18afcfe6570a80b1dc78fdf14897a5dfee07 \
 	%reldir%/corpus/fuzz_safetensors/9bd760cba3829d7d6e4373022098d7df0a0ede76 \
 	%reldir%/corpus/fuzz_safetensors/9c4ffc731d9ff6bfdea2f7b60abda2533590a0e6 \
+	%reldir%/corpus/fuzz_safetensors/9dfe408c7af6166a72b4d5b5b4986c0141604786 \
 	%reldir%/corpus/fuzz_safetensors/a12dfd264c6b5073cefb4425bcb732a9d9b6b45d \
 	%reldir%/corpus/fuzz_safetensors/a1c0da73c71d0d56e808c4a1c6f56f6cfa337236 \
 	%reldir%/corpus/fuzz_safetensors/a279d75b649a8865dcdc6aee030905e538457d8a \
@@ -1007,12 +1041,15 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/a7fcd44f7bfe2fc3ea8726dd5c139e186f861335 \
 	%reldir%/corpus/fuzz_safetensors/ac58ef4a45ba082e2b5fc5fcb78f779380843d52 \
 	%reldir%/corpus/fuzz_safetensors/ac71173e0da5248f93f03b21be906ba90ddf11d8 \
+	%reldir%/corpus/fuzz_safetensors/aca0b126ad3fa6948ebccdaf1ca2767bd3c4a6d0 \
 	%reldir%/corpus/fuzz_safetensors/afa25a344564913dfb37512f818180f94ae56134 \
 	%reldir%/corpus/fuzz_safetensors/b1817a103729ff060af3e57097eac1f7234dbe96 \
 	%reldir%/corpus/fuzz_safetensors/b36d697507d8705ba1621186605f0fc55ae937ae \
 	%reldir%/corpus/fuzz_safetensors/b4572cde20f87131cfc6a5eaebd377c63e647b94 \
+	%reldir%/corpus/fuzz_safetensors/b52f85ca072cf791e58db0b387d8150833f92cb7 \
 	%reldir%/corpus/fuzz_safetensors/b63b626917763f906f90eba0b0caa14b0a7ff769 \
 	%reldir%/corpus/fuzz_safetensors/b7abd27f8eaf4972d68e04ede1afeb61af57d66d \
+	%reldir%/corpus/fuzz_safetensors/b87835bc04091b8a5128c1be68ac716741b14ec0 \
 	%reldir%/corpus/fuzz_safetensors/b9d5eecc59ada3671b712610380823acaf0f1fff \
 	%reldir%/corpus/fuzz_safetensors/ba1a179604d7f6667ec5f586c13816be9ac4be62 \
 	%reldir%/corpus/fuzz_safetensors/c0e4e9463185f1065ca9c7480f8bf7cb3d19d96f \
@@ -1023,30 +1060,43 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/c5493c719d295af8a50764471f02838457a61fb9 \
 	%reldir%/corpus/fuzz_safetensors/c6dccc3390f8ec3cf6fd3cdfb3b1f9d87d539abd \
 	%reldir%/corpus/fuzz_safetensors/c88edb9580910d3b7808554a855c773d6293d5d7 \
+	%reldir%/corpus/fuzz_safetensors/c9b6a98b88dd405f6a9ee5297f4dedeaeed124b2 \
 	%reldir%/corpus/fuzz_safetensors/caae8e14bc3e0096effd17684aecc1eec76afef8 \
+	%reldir%/corpus/fuzz_safetensors/cbbfaf3a61dbbbcb21d7406c55676d4beeabfb50 \
 	%reldir%/corpus/fuzz_safetensors/ccad00b6c642ca5064c7de6a186fd6c0e87f6fda \
 	%reldir%/corpus/fuzz_safetensors/d0db12c265de51973102efecfc3006bdf5f12a3d \
+	%reldir%/corpus/fuzz_safetensors/d1b7e847972785a4ee44d84855fc93a9d483caee \
+	%reldir%/corpus/fuzz_safetensors/d1c164a03bfc2d1f1380e1df641ff6ae03af5fc1 \
 	%reldir%/corpus/fuzz_safetensors/d3e6a95229729a0fb7fb17fa32b5976ffe1c1143 \
 	%reldir%/corpus/fuzz_safetensors/d4c936eb4325271da69ad097b993c1db4758429c \
 	%reldir%/corpus/fuzz_safetensors/d5eadf2ada6bcb3f9e947ac5f7899200212beb21 \
+	%reldir%/corpus/fuzz_safetensors/d7af0a7a76c374d5c989f00d820f9f1b335bd256 \
 	%reldir%/corpus/fuzz_safetensors/d8c909eb88f6692c97253edcdb322001326740c8 \
 	%reldir%/corpus/fuzz_safetensors/d99b5b3f31362ce18377915939b683cf67c21a61 \
 	%reldir%/corpus/fuzz_safetensors/dae02390fc1239f347718ad7990eb1d393810d6c \
 	%reldir%/corpus/fuzz_safetensors/db82b1f64f94b3edcf72594241514d185c86d84d \
 	%reldir%/corpus/fuzz_safetensors/dc46ea5e717b67c5bc29a508a4310dc4f4640181 \
 	%reldir%/corpus/fuzz_safetensors/dd42e8db09780367f4971ea363a317eb36466c5c \
+	%reldir%/corpus/fuzz_safetensors/de0c119076b23c918d9a50ab0b9caca75adac5c0 \
 	%reldir%/corpus/fuzz_safetensors/decda85fffe6dadddefbc7886ad16dc1f1ad0453 \
 	%reldir%/corpus/fuzz_safetensors/e059966aa2eeaa9c5f79cf4989a10cd0b44e5f90 \
 	%reldir%/corpus/fuzz_safetensors/e0f0ee2920ae132bf04c5c83d9452d2625a1ae37 \
 	%reldir%/corpus/fuzz_safetensors/e101f9d37c2ffb844c34cd6340595f2c9e4b91ca \
+	%reldir%/corpus/fuzz_safetensors/e13039e8f77b59a3b5868c0c9ed0694013a67298 \
+	%reldir%/corpus/fuzz_safetensors/e3f33c9aef35a18a23c2b7033cfe44d1364213dc \
+	%reldir%/corpus/fuzz_safetensors/e4366dee639e22eba798f961a4da18bb930c64ea \
 	%reldir%/corpus/fuzz_safetensors/e54bc96d51c0647cc0931d1cc4f56774e2c5a0cc \
 	%reldir%/corpus/fuzz_safetensors/e5d06105e6c53e8184a129b6d783178f04ce9c26 \
+	%reldir%/corpus/fuzz_safetensors/e5e09c0515f3dd047830ff8c3a6802cb92a28d08 \
 	%reldir%/corpus/fuzz_safetensors/e64d3a11a5f11ebaab7b77d5aa584b9770a5ebf8 \
 	%reldir%/corpus/fuzz_safetensors/e6684ed579b96ca60774c09b861bb64fbfba6497 \
 	%reldir%/corpus/fuzz_safetensors/e72da793f21c19f047227c17aa6d97a7dbcf4b95 \
 	%reldir%/corpus/fuzz_safetensors/e7454445d961c8d0cd037fb36cd3cfac4ab534e1 \
 	%reldir%/corpus/fuzz_safetensors/e74f211b6458a18b957d0c060b5142744c4760f5 \
+	%reldir%/corpus/fuzz_safetensors/e878bca1f2c8c87a6e07e6d3102c9c764c8ee871 \
+	%reldir%/corpus/fuzz_safetensors/e93fe432162d20888e02bd181b961516cea50f88 \
 	%reldir%/corpus/fuzz_safetensors/ea511411a388527a4b3592a4376d376332c859ca \
+	%reldir%/corpus/fuzz_safetensors/ebe515a71836aa560ba6b557ee8b1fa790f00b8a \
 	%reldir%/corpus/fuzz_safetensors/ec7edde36162f6ce8b19b816ab2b0e8956dd9f21 \
 	%reldir%/corpus/fuzz_safetensors/eef09893f6291bfec5482584aee2f5b94e5de077 \
 	%reldir%/corpus/fuzz_safetensors/f038628cf34c7de90d9f502362189cc239eb8219 \
@@ -1065,6 +1115,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/fb516c0a1afeec6d59ee72121e74e40d02d8c261 \
 	%reldir%/corpus/fuzz_safetensors/fc7f8ad41494658ad1ce5842f90130c64b367545 \
 	%reldir%/corpus/fuzz_safetensors/fe578f95834cb505a7ff9720021b3c5b5050b029 \
+	%reldir%/corpus/fuzz_safetensors/fe77edc18fee833a0b6014ac1a6d250b2e39fb11 \
 	%reldir%/corpus/fuzz_safetensors/ff7db9a87426bee8d5a46a47c74f9bcd3c8163a3 \
 	%reldir%/corpus/fuzz_safetensors/model-arch-escape.safetensors \
 	%reldir%/corpus/fuzz_safetensors/model-attn-block.safetensors \
