@@ -297,3 +297,23 @@ cli_progress_end(void)
                 now_seconds() - prog.start);
     prog.active = 0;
 }
+
+int
+cli_calibrate_sigma(double *sigma, double q, size_t steps, double target_eps,
+                    double delta)
+{
+    asec_acct *empty = NULL;
+    asec_acct_calib cal = ASEC_ACCT_CALIB_INIT;
+    int rc;
+
+    cal.solve = ASEC_ACCT_PARAM_SIGMA;
+    cal.sampling = ASEC_ACCT_POISSON;
+    cal.q = q;
+    cal.steps = steps;
+    cal.target_epsilon = target_eps;
+    cal.delta = delta;
+    if ((rc = asec_acct_alloc(&empty, NULL)) == ASEC_OK)
+        rc = asec_acct_calibrate(empty, ASEC_ACCT_RDP, &cal, sigma, NULL);
+    asec_acct_free(empty);
+    return rc;
+}

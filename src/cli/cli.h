@@ -76,6 +76,13 @@ int cli_parse_size(const char *opt, const char *text, size_t lo, size_t hi, size
 int cli_parse_u64(const char *opt, const char *text, uint64_t *out);
 int cli_parse_long(const char *opt, const char *text, long lo, long hi, long *out);
 
+/* The Gaussian noise multiplier that makes the RDP epsilon of `steps`
+ * Poisson-sampled steps at rate q equal target_eps at delta (the answer
+ * provably meets the target; 'defend dpsgd --target-epsilon' and the
+ * audit).  Returns an ASEC_* status; *sigma is set on success. */
+int cli_calibrate_sigma(double *sigma, double q, size_t steps, double target_eps,
+                        double delta);
+
 /* Progress on stderr: a bar when stderr is a terminal (no colour when
  * NO_COLOR is set), otherwise a plain line at most every interval
  * seconds (ATTNSEC_PROGRESS_INTERVAL, default 30).  Silent with -q. */

@@ -178,18 +178,8 @@ audit_text_train(struct audit *a, struct run *r, uint64_t seed, asec_model **out
     if (priv) {
         /* sigma calibrated so that the RDP epsilon after the last step is
          * the target (as 'defend dpsgd --target-epsilon') */
-        asec_acct *empty = NULL;
-        asec_acct_calib cal = ASEC_ACCT_CALIB_INIT;
-
-        cal.solve = ASEC_ACCT_PARAM_SIGMA;
-        cal.sampling = ASEC_ACCT_POISSON;
-        cal.q = (double)o.batch / (double)a->ntrain;
-        cal.steps = o.steps;
-        cal.target_epsilon = r->target_eps;
-        cal.delta = AUDIT_DELTA;
-        if ((rc = asec_acct_alloc(&empty, NULL)) == ASEC_OK)
-            rc = asec_acct_calibrate(empty, ASEC_ACCT_RDP, &cal, &o.sigma, NULL);
-        asec_acct_free(empty);
+        rc = cli_calibrate_sigma(&o.sigma, (double)o.batch / (double)a->ntrain,
+                                 o.steps, r->target_eps, AUDIT_DELTA);
         if (rc != ASEC_OK)
             goto done;
     }

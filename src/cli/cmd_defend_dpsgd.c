@@ -431,18 +431,7 @@ run_areg(int argc, char **argv, const struct areg *cf, asec_dpsgd_options o,
     if (target > 0.0) {
         o.target_epsilon = target;
         if (!sigma_given) {
-            asec_acct *empty = NULL;
-            asec_acct_calib cal = ASEC_ACCT_CALIB_INIT;
-
-            cal.solve = ASEC_ACCT_PARAM_SIGMA;
-            cal.sampling = ASEC_ACCT_POISSON;
-            cal.q = 1.0;
-            cal.steps = o.steps;
-            cal.target_epsilon = target;
-            cal.delta = delta;
-            if ((rc = asec_acct_alloc(&empty, NULL)) == ASEC_OK)
-                rc = asec_acct_calibrate(empty, ASEC_ACCT_RDP, &cal, &calib_sigma, NULL);
-            asec_acct_free(empty);
+            rc = cli_calibrate_sigma(&calib_sigma, 1.0, o.steps, target, delta);
             if (rc != ASEC_OK) {
                 status = cli_fail(rc);
                 goto done;
@@ -1190,18 +1179,8 @@ cmd_defend_dpsgd(int argc, char **argv)
     if (target > 0.0) {
         o.target_epsilon = target;
         if (!sigma_given) {
-            asec_acct *empty = NULL;
-            asec_acct_calib cal = ASEC_ACCT_CALIB_INIT;
-
-            cal.solve = ASEC_ACCT_PARAM_SIGMA;
-            cal.sampling = ASEC_ACCT_POISSON;
-            cal.q = (double)o.batch / (double)train->n;
-            cal.steps = o.steps;
-            cal.target_epsilon = target;
-            cal.delta = delta;
-            if ((rc = asec_acct_alloc(&empty, NULL)) == ASEC_OK)
-                rc = asec_acct_calibrate(empty, ASEC_ACCT_RDP, &cal, &calib_sigma, NULL);
-            asec_acct_free(empty);
+            rc = cli_calibrate_sigma(&calib_sigma, (double)o.batch / (double)train->n,
+                                     o.steps, target, delta);
             if (rc != ASEC_OK) {
                 status = cli_fail(rc);
                 goto done;
