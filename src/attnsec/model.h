@@ -199,10 +199,13 @@ ASEC_API int asec_model_clone(asec_model **out, const asec_model *m) ASEC_WARN_U
 ASEC_API void asec_model_free(asec_model *m);
 
 /* Random initialisation from rng (borrowed):
- *   vit, text        weights N(0, 0.02^2), the two residual projections
+ *   vit              weights N(0, 1/fan_in) (a linear map's input width;
+ *                    LeCun), positions and the CLS token N(0, 1/(p p)) (the
+ *                    patch embedding's fan-in), biases 0, LayerNorm weight 1
+ *                    and bias 0
+ *   text             weights N(0, 0.02^2), the two residual projections
  *                    of each block N(0, 0.02^2 / (2L)) (GPT-2), biases 0,
- *                    LayerNorm weight 1 and bias 0, embeddings and the CLS
- *                    token N(0, 0.02^2)
+ *                    LayerNorm weight 1 and bias 0, embeddings N(0, 0.02^2)
  *   attn-block       Wq, Wk, Wv, head weight N(0, 1/C), head bias
  *                    N(0, 0.01), learned positions N(0, 0.02^2)
  *                    (ATTACKS.md section 7.1)

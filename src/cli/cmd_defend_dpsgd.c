@@ -29,12 +29,12 @@
 #include "commands.h"
 
 /* The defaults of the digits demo (attnsec-defend(1)), tuned at epsilon 8
- * (issue 8): momentum 0.9 on clipped gradients, the rate decaying from
- * DEF_LR to 0 on a cosine, and the released model the parameter average
- * of decay DEF_EMA (post-processing). */
+ * (issue 8): momentum 0.9 on clipped gradients at the constant rate DEF_LR,
+ * and the released model the parameter average of decay DEF_EMA
+ * (post-processing). */
 #define DEF_BATCH 512
 #define DEF_STEPS 150
-#define DEF_LR 1.5
+#define DEF_LR 0.2
 #define DEF_EMA 0.9
 #define DEF_CLIP 1.0
 #define DEF_SIGMA 1.0
@@ -58,10 +58,10 @@ dpsgd_help(void)
         "      --json              also print report.json on standard output\n"
         "Training:\n"
         "      --optimizer=NAME    sgd, momentum (default) or adam\n"
-        "      --lr=RATE           learning rate (default: 1.5; try 0.002 with adam)\n"
+        "      --lr=RATE           learning rate (default: 0.2; try 0.002 with adam)\n"
         "      --momentum=MU       momentum / Adam beta1 (default: 0.9)\n"
-        "      --lr-schedule=NAME  cosine (default: decay from --lr to --lr-final\n"
-        "                            over the steps) or constant\n"
+        "      --lr-schedule=NAME  constant (default) or cosine (decay from --lr to\n"
+        "                            --lr-final over the steps)\n"
         "      --lr-final=RATE     the last step's rate with cosine (default: 0)\n"
         "  -b, --batch-size=N      expected batch size; q = N / 1437 (default: 512)\n"
         "  -T, --steps=N           steps (default: 150)\n"
@@ -250,6 +250,31 @@ write_gnuplot(const char *outdir)
 
     snprintf(path, sizeof path, "%s/curve.gp", outdir);
     return asec_afile_write_all(path, gp, sizeof gp - 1);
+}
+
+/* Write the finished reports: report.txt from txt, the memory stream
+ * over *tb and *tl (read after closing it; *tb is freed here), then
+ * report.json (also on standard output with json).  Returns 0 or the exit
+ * status. */
+static int
+finish_reports(asec_report *rep, FILE *txt, char *const *tb, const size_t *tl,
+               const char *outdir, int json)
+{
+    char path[4096];
+    int rc;
+
+    fclose(txt);
+    snprintf(path, sizeof path, "%s/report.txt", outdir);
+    rc = asec_afile_write_all(path, *tb, *tl);
+    free(*tb);
+    if (rc != ASEC_OK)
+        return cli_fail(rc);
+    snprintf(path, sizeof path, "%s/report.json", outdir);
+    if ((rc = asec_report_finish(rep, EXIT_OK)) != ASEC_OK ||
+        (rc = asec_report_write(rep, path)) != ASEC_OK ||
+        (json && (rc = asec_report_print(rep, stdout)) != ASEC_OK))
+        return cli_fail(rc);
+    return 0;
 }
 
 /* epsilon under method at delta; NAN with the reason in why when the
@@ -803,22 +828,9 @@ run_areg(int argc, char **argv, const struct areg *cf, asec_dpsgd_options o,
                 seeded       ? "Randomness: seeded -- NOT a DP release."
                 : dp_release ? "Randomness: secure (OS CSPRNG): a DP release."
                              : "Randomness: secure, but not a DP release.");
-        fclose(txt);
-        snprintf(path, sizeof path, "%s/report.txt", outdir);
-        rc = asec_afile_write_all(path, tb, tl);
-        free(tb);
-        if (rc != ASEC_OK) {
-            status = cli_fail(rc);
+        if ((status = finish_reports(rep, txt, &tb, &tl, outdir, json)) != 0)
             goto done;
-        }
 #undef R
-    }
-    snprintf(path, sizeof path, "%s/report.json", outdir);
-    if ((rc = asec_report_finish(rep, EXIT_OK)) != ASEC_OK ||
-        (rc = asec_report_write(rep, path)) != ASEC_OK ||
-        (json && (rc = asec_report_print(rep, stdout)) != ASEC_OK)) {
-        status = cli_fail(rc);
-        goto done;
     }
     if (cli_verbosity >= 1)
         fprintf(stderr,
@@ -931,7 +943,7 @@ cmd_defend_dpsgd(int argc, char **argv)
 
     o.optim = ASEC_DPSGD_MOMENTUM;
     o.lr = DEF_LR;
-    o.schedule = ASEC_DPSGD_COSINE;
+    o.schedule = ASEC_DPSGD_CONSTANT;
     o.lr_final = 0.0;
     o.ema = DEF_EMA;
     o.batch = DEF_BATCH;
@@ -1443,7 +1455,6 @@ cmd_defend_dpsgd(int argc, char **argv)
         }
 
         /* report.txt: the privacy statement (TF Privacy style). */
-        snprintf(path, sizeof path, "%s/report.txt", outdir);
         {
             char *tb = NULL;
             size_t tl = 0;
@@ -1519,13 +1530,8 @@ cmd_defend_dpsgd(int argc, char **argv)
                     : dp_release ? "Randomness: secure (OS CSPRNG): a DP release."
                                  : "Randomness: secure, but not a DP release (see "
                                    "above).");
-            fclose(txt);
-            rc = asec_afile_write_all(path, tb, tl);
-            free(tb);
-            if (rc != ASEC_OK) {
-                status = cli_fail(rc);
+            if ((status = finish_reports(rep, txt, &tb, &tl, outdir, json)) != 0)
                 goto done;
-            }
         }
         if (cli_verbosity >= 1)
             fprintf(stderr,
@@ -1534,13 +1540,6 @@ cmd_defend_dpsgd(int argc, char **argv)
                     done_steps, test_acc, info.private_run ? rdp.epsilon : INFINITY,
                     delta, budget_stop ? "; stopped at the budget" : "");
 #undef R
-    }
-    snprintf(path, sizeof path, "%s/report.json", outdir);
-    if ((rc = asec_report_finish(rep, EXIT_OK)) != ASEC_OK ||
-        (rc = asec_report_write(rep, path)) != ASEC_OK ||
-        (json && (rc = asec_report_print(rep, stdout)) != ASEC_OK)) {
-        status = cli_fail(rc);
-        goto done;
     }
 done:
     free(curve.p);
