@@ -1222,7 +1222,7 @@ asec_dpsgd_checkpoint_load(asec_dpsgd *d, const char *path)
     char want[1024];
     unsigned long long step, seed, spos, npos;
     size_t cursor, n = d->data.n;
-    char mode[16];
+    char mode[16], shown[256]; /* untrusted metadata quoted in a message */
     int used = 0, rc, seeded = asec_rng_get_mode(d->rs) == ASEC_RNG_SEEDED;
     unsigned char *seen = NULL;
 
@@ -1243,7 +1243,7 @@ asec_dpsgd_checkpoint_load(asec_dpsgd *d, const char *path)
     if (v == NULL || strcmp(v, want) != 0)
         ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL,
                        "%s: the checkpoint was written with other options: %s", path,
-                       v ? v : "(none)");
+                       asec__printable(shown, sizeof shown, v ? v : "(none)"));
     v = asec_io_file_meta_get(f, KEY_STATE);
     if (v == NULL ||
         sscanf(v,
@@ -1252,7 +1252,7 @@ asec_dpsgd_checkpoint_load(asec_dpsgd *d, const char *path)
                &step, &cursor, mode, &seed, &spos, &npos, &used) != 6 ||
         used == 0 || v[used] != '\0' || cursor > n || step > d->opts.steps)
         ASEC_FAIL_GOTO(fail, rc, ASEC_EFORMAT, "%s: bad checkpoint state '%s'", path,
-                       v ? v : "(none)");
+                       asec__printable(shown, sizeof shown, v ? v : "(none)"));
     if (seeded) {
         if (strcmp(mode, "seeded") != 0 || seed != asec_rng_get_seed(d->rs))
             ASEC_FAIL_GOTO(fail, rc, ASEC_EINVAL,

@@ -119,4 +119,26 @@ if run 0 $dp -b 32 -T 5 -s 3 --sigma=0 --no-clip --optimizer=adam --lr=0.002 \
     grep -q '"epsilon_nonfinite": "inf"' "$scratch/np/report.json" ||
         fail "non-private: epsilon not infinite"
 fi
+
+# Issue 8's utility targets on the digits with the default vit, only with
+# ASEC_LONG_TESTS=1 (about 3 minutes of CPU): release-grade DP-SGD at
+# epsilon 8 with the defaults reaches test accuracy >= 0.80 for each of
+# seeds 1-5 (measured 0.84-0.89), and the non-private baseline of
+# attnsec-defend(1) >= 0.95 (measured 0.96).
+accuracy() {
+    sed -n 's/^ *"test_accuracy": \([0-9.e+-]*\),*$/\1/p' "$1/report.json" | tail -n 1
+}
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+if [ "${ASEC_LONG_TESTS:-0}" = 1 ]; then
+    for s in 1 2 3 4 5; do
+        run 0 $dp -e 8 -s $s --checkpoint-every=0 -o "$scratch/e8-$s" || continue
+        acc=$(accuracy "$scratch/e8-$s")
+        at_least "$acc" 0.80 || fail "epsilon 8, seed $s: test accuracy '$acc' < 0.80"
+    done
+    if run 0 $dp --sigma=0 --no-clip --optimizer=adam --lr=0.002 --ema=0 -b 256 -T 800 \
+        -s 1 --checkpoint-every=0 -o "$scratch/plain"; then
+        acc=$(accuracy "$scratch/plain")
+        at_least "$acc" 0.95 || fail "non-private: test accuracy '$acc' < 0.95"
+    fi
+fi
 finish
