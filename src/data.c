@@ -1,11 +1,14 @@
 /* data.c - loading the shipped datasets (attnsec/data.h) with the strict
  * .npy reader, checking that every file holds what the catalogue says. */
+#define _POSIX_C_SOURCE 200809L /* fileno under -std=c11 */
 #include "config.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "attnsec/data.h"
 #include "attnsec/io.h"
@@ -164,18 +167,41 @@ static int
 load_vocab(asec_data *d, const char *path)
 {
     FILE *fp = fopen(path, "rb");
+    struct stat st;
     char *buf = NULL, *p;
-    size_t len = 0, nw = 0;
+    size_t len = 0, nw = 0, want = VOCAB_MAX_BYTES + 1;
     int rc = ASEC_OK;
 
     if (fp == NULL)
         ASEC_FAIL(ASEC_ENOENT, "%s: %s", path, strerror(errno));
-    buf = asec__malloc(VOCAB_MAX_BYTES + 1);
-    if (buf == NULL) {
-        fclose(fp);
-        return ASEC_ENOMEM;
+    /* A regular file's size, checked against the cap, sizes the buffer (plus
+     * one byte, which shows a file that grew); other files get the cap. */
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)) {
+        if ((uintmax_t)st.st_size > VOCAB_MAX_BYTES) {
+            rc = asec__fail(ASEC_ELIMIT, "%s: larger than %zu bytes", path,
+                            VOCAB_MAX_BYTES);
+            goto done;
+        }
+        want = (size_t)st.st_size + 1;
     }
-    len = fread(buf, 1, VOCAB_MAX_BYTES + 1, fp);
+    buf = asec__malloc(want + 1);
+    if (buf == NULL) {
+        rc = ASEC_ENOMEM;
+        goto done;
+    }
+    len = fread(buf, 1, want, fp);
+    if (len == want && want < VOCAB_MAX_BYTES + 1 && !ferror(fp)) {
+        /* It grew (or is a special file that reports size 0): read on to
+         * the cap as for any other file. */
+        char *nb = asec__realloc(buf, VOCAB_MAX_BYTES + 2);
+
+        if (nb == NULL) {
+            rc = ASEC_ENOMEM;
+            goto done;
+        }
+        buf = nb;
+        len += fread(buf + len, 1, VOCAB_MAX_BYTES + 1 - len, fp);
+    }
     if (ferror(fp)) {
         rc = asec__fail(ASEC_EIO, "%s: read failed", path);
         goto done;

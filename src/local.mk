@@ -75,6 +75,8 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_defend_dpsgd.c \
 	%reldir%/cli/cmd_account.c \
 	%reldir%/cli/cmd_batch.c \
+	%reldir%/cli/batch_plan.h \
+	%reldir%/cli/batch_plan.c \
 	%reldir%/cli/cmd_audit.c \
 	%reldir%/cli/cmd_audit_text.c \
 	%reldir%/cli/audit.h \

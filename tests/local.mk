@@ -137,7 +137,8 @@ ASEC_SHELL_TESTS = \
 	%reldir%/cli/inspect.sh \
 	%reldir%/cli/release.sh \
 	%reldir%/cli/model.sh \
-	%reldir%/cli/account.sh
+	%reldir%/cli/account.sh \
+	%reldir%/cli/batch-hardening.sh
 TESTS += $(ASEC_SHELL_TESTS)
 EXTRA_DIST += $(ASEC_SHELL_TESTS) %reldir%/no-check.sh %reldir%/cli/common.sh
 include %reldir%/malformed/local.mk

@@ -1,5 +1,6 @@
 /* cli.c - messages, exit statuses, number parsing and progress for the
  * attnsec program. */
+#define _POSIX_C_SOURCE 200809L /* strdup, strtok_r under -std=c11 */
 #include "config.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #include "attnsec/attnsec.h"
 #include "cli.h"
+#include "printable.h"
 
 int cli_verbosity = 1;
 static char command_name[128] = "attnsec";
@@ -144,20 +146,24 @@ cli_print_version(void)
     return EXIT_OK;
 }
 
+/* The option text as quoted in a message: one printable line (the text
+ * may come from a batch manifest, not only from a terminal). */
+#define QUOTE(buf, text) asec__printable((buf), sizeof(buf), (text))
+
 int
 cli_parse_double(const char *opt, const char *text, double lo, double hi, double *out)
 {
-    char *end;
+    char *end, q[256];
     double v;
 
     errno = 0;
     v = strtod(text, &end);
     if (end == text || *end != '\0')
-        return cli_usage_error("%s: '%s' is not a number", opt, text);
+        return cli_usage_error("%s: '%s' is not a number", opt, QUOTE(q, text));
     if (errno == ERANGE || !isfinite(v))
-        return cli_usage_error("%s: '%s' is out of range", opt, text);
+        return cli_usage_error("%s: '%s' is out of range", opt, QUOTE(q, text));
     if (v < lo || v > hi)
-        return cli_usage_error("%s: %s is outside [%g, %g]", opt, text, lo, hi);
+        return cli_usage_error("%s: %s is outside [%g, %g]", opt, QUOTE(q, text), lo, hi);
     *out = v;
     return 0;
 }
@@ -165,17 +171,19 @@ cli_parse_double(const char *opt, const char *text, double lo, double hi, double
 int
 cli_parse_u64(const char *opt, const char *text, uint64_t *out)
 {
-    char *end;
+    char *end, q[256];
     unsigned long long v;
 
     if (text[0] < '0' || text[0] > '9')
-        return cli_usage_error("%s: '%s' is not a non-negative integer", opt, text);
+        return cli_usage_error("%s: '%s' is not a non-negative integer", opt,
+                               QUOTE(q, text));
     errno = 0;
     v = strtoull(text, &end, 10);
     if (*end != '\0')
-        return cli_usage_error("%s: '%s' is not a non-negative integer", opt, text);
+        return cli_usage_error("%s: '%s' is not a non-negative integer", opt,
+                               QUOTE(q, text));
     if (errno == ERANGE || v > UINT64_MAX)
-        return cli_usage_error("%s: '%s' is out of range", opt, text);
+        return cli_usage_error("%s: '%s' is out of range", opt, QUOTE(q, text));
     *out = (uint64_t)v;
     return 0;
 }
@@ -183,13 +191,15 @@ cli_parse_u64(const char *opt, const char *text, uint64_t *out)
 int
 cli_parse_size(const char *opt, const char *text, size_t lo, size_t hi, size_t *out)
 {
+    char q[256];
     uint64_t v;
     int rc = cli_parse_u64(opt, text, &v);
 
     if (rc != 0)
         return rc;
     if (v < lo || v > hi)
-        return cli_usage_error("%s: %s is outside [%zu, %zu]", opt, text, lo, hi);
+        return cli_usage_error("%s: %s is outside [%zu, %zu]", opt, QUOTE(q, text), lo,
+                               hi);
     *out = (size_t)v;
     return 0;
 }
@@ -197,18 +207,82 @@ cli_parse_size(const char *opt, const char *text, size_t lo, size_t hi, size_t *
 int
 cli_parse_long(const char *opt, const char *text, long lo, long hi, long *out)
 {
-    char *end;
+    char *end, q[256];
     long v;
 
     errno = 0;
     v = strtol(text, &end, 10);
     if (end == text || *end != '\0')
-        return cli_usage_error("%s: '%s' is not an integer", opt, text);
+        return cli_usage_error("%s: '%s' is not an integer", opt, QUOTE(q, text));
     if (errno == ERANGE)
-        return cli_usage_error("%s: '%s' is out of range", opt, text);
+        return cli_usage_error("%s: '%s' is out of range", opt, QUOTE(q, text));
     if (v < lo || v > hi)
-        return cli_usage_error("%s: %s is outside [%ld, %ld]", opt, text, lo, hi);
+        return cli_usage_error("%s: %s is outside [%ld, %ld]", opt, QUOTE(q, text), lo,
+                               hi);
     *out = v;
+    return 0;
+}
+
+/* One segment "Q:SIGMA:STEPS" (seg is modified); number is 1-based. */
+static int
+parse_segment(char *text, size_t number, asec_acct_segment *s)
+{
+    char *f[3], *save = NULL;
+    int k = 0, rc;
+
+    for (char *t = strtok_r(text, ":", &save); t != NULL && k < 4;
+         t = strtok_r(NULL, ":", &save))
+        f[k < 3 ? k : 2] = t, k++;
+    if (k != 3)
+        return cli_usage_error("--schedule: segment %zu is not Q:SIGMA:STEPS", number);
+    if ((rc = cli_parse_double("--schedule", f[0], 0.0, 1.0, &s->q)) != 0 ||
+        (rc = cli_parse_double("--schedule", f[1], 0.0, HUGE_VAL, &s->sigma)) != 0 ||
+        (rc = cli_parse_u64("--schedule", f[2], &s->count)) != 0)
+        return rc;
+    if (!(s->sigma > 0.0))
+        return cli_usage_error("--schedule: segment %zu: sigma must be > 0", number);
+    if (s->count < 1)
+        return cli_usage_error("--schedule: segment %zu: steps must be >= 1", number);
+    return 0;
+}
+
+int
+cli_parse_schedule(const char *text, asec_acct_segment **seg, size_t *n)
+{
+    size_t cap = 1, k = 0;
+    asec_acct_segment *s;
+    char *copy, *tok, *save = NULL;
+    int rc = 0;
+
+    *seg = NULL;
+    *n = 0;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    if (cap > CLI_SCHEDULE_MAX_SEGMENTS)
+        return cli_usage_error("--schedule: more than %d segments",
+                               CLI_SCHEDULE_MAX_SEGMENTS);
+    s = calloc(cap, sizeof *s);
+    copy = strdup(text);
+    if (s == NULL || copy == NULL) {
+        free(s);
+        free(copy);
+        cli_error("out of memory");
+        return EXIT_TEMPFAIL;
+    }
+    for (tok = strtok_r(copy, ",", &save); rc == 0 && tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        rc = parse_segment(tok, k + 1, &s[k]);
+        k += rc == 0;
+    }
+    free(copy);
+    if (rc == 0 && k == 0)
+        rc = cli_usage_error("--schedule: no segments");
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *seg = s;
+    *n = k;
     return 0;
 }
 

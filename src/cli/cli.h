@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "attnsec/common.h"
+#include "attnsec/acct.h"
 
 /* Exit statuses (sysexits; the EXIT STATUS table of attnsec(1)). */
 enum {
@@ -75,6 +76,16 @@ int cli_parse_double(const char *opt, const char *text, double lo, double hi,
 int cli_parse_size(const char *opt, const char *text, size_t lo, size_t hi, size_t *out);
 int cli_parse_u64(const char *opt, const char *text, uint64_t *out);
 int cli_parse_long(const char *opt, const char *text, long lo, long hi, long *out);
+
+/* The --schedule value of 'attnsec account': "Q:SIGMA:STEPS,..." with at
+ * most CLI_SCHEDULE_MAX_SEGMENTS comma-separated segments (empty ones are
+ * skipped), each q in [0, 1], sigma finite and > 0, steps >= 1 (the
+ * accountant refuses more than 2^62 later).  On success 0, *seg a fresh
+ * array of *n >= 1 segments (release it with free()); otherwise a usage
+ * error naming --schedule is printed and 64 returned (75 out of memory),
+ * with *seg NULL and *n 0. */
+#define CLI_SCHEDULE_MAX_SEGMENTS 100000
+int cli_parse_schedule(const char *text, asec_acct_segment **seg, size_t *n);
 
 /* The Gaussian noise multiplier that makes the RDP epsilon of `steps`
  * Poisson-sampled steps at rate q equal target_eps at delta (the answer

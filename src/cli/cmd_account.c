@@ -21,7 +21,6 @@
 #include "commands.h"
 
 #define EVENTS_MAX_BYTES ((size_t)16 << 20)
-#define MAX_SEGMENTS 100000
 
 enum query { Q_EPSILON, Q_DELTA, Q_SIGMA, Q_EVENTS };
 
@@ -177,64 +176,6 @@ parse_orders(const char *text, struct args *a)
     return 0;
 }
 
-/* "q:sigma:T,q:sigma:T,..." */
-static int
-parse_schedule(const char *text, struct args *a)
-{
-    size_t n = 1;
-    char *copy, *seg, *save = NULL;
-    int rc = 0;
-
-    for (const char *p = text; *p; p++)
-        n += *p == ',';
-    if (n > MAX_SEGMENTS)
-        return cli_usage_error("--schedule: more than %d segments", MAX_SEGMENTS);
-    free(a->seg);
-    a->seg = calloc(n, sizeof *a->seg);
-    copy = strdup(text);
-    if (a->seg == NULL || copy == NULL) {
-        free(copy);
-        cli_error("out of memory");
-        return EXIT_TEMPFAIL;
-    }
-    a->n_seg = 0;
-    for (seg = strtok_r(copy, ",", &save); seg != NULL;
-         seg = strtok_r(NULL, ",", &save)) {
-        char *f[3], *s2 = NULL;
-        int k = 0;
-
-        for (char *t = strtok_r(seg, ":", &s2); t != NULL && k < 4;
-             t = strtok_r(NULL, ":", &s2))
-            f[k < 3 ? k : 2] = t, k++;
-        if (k != 3) {
-            rc = cli_usage_error("--schedule: segment %zu is not Q:SIGMA:STEPS",
-                                 a->n_seg + 1);
-            break;
-        }
-        if ((rc = cli_parse_double("--schedule", f[0], 0.0, 1.0, &a->seg[a->n_seg].q)) !=
-                0 ||
-            (rc = cli_parse_double("--schedule", f[1], 0.0, HUGE_VAL,
-                                   &a->seg[a->n_seg].sigma)) != 0 ||
-            (rc = cli_parse_u64("--schedule", f[2], &a->seg[a->n_seg].count)) != 0)
-            break;
-        if (!(a->seg[a->n_seg].sigma > 0.0)) {
-            rc = cli_usage_error("--schedule: segment %zu: sigma must be > 0",
-                                 a->n_seg + 1);
-            break;
-        }
-        if (a->seg[a->n_seg].count < 1) {
-            rc = cli_usage_error("--schedule: segment %zu: steps must be >= 1",
-                                 a->n_seg + 1);
-            break;
-        }
-        a->n_seg++;
-    }
-    free(copy);
-    if (rc == 0 && a->n_seg == 0)
-        rc = cli_usage_error("--schedule: no segments");
-    return rc;
-}
-
 static int
 parse_accountants(const char *text, unsigned *out)
 {
@@ -388,7 +329,8 @@ parse_args(int argc, char **argv, enum query qy, struct args *a)
             a->have_batch = 1;
             break;
         case OPT_SCHEDULE:
-            rc = parse_schedule(optarg, a);
+            free(a->seg);
+            rc = cli_parse_schedule(optarg, &a->seg, &a->n_seg);
             break;
         case 'd':
             rc = cli_parse_double("--delta", optarg, 0.0, 1.0, &a->delta);

@@ -35,20 +35,18 @@
 #include <sodium.h>
 
 #include "attnsec/attnsec.h"
+#include "batch_plan.h"
 #include "cli.h"
 #include "commands.h"
 #include "printable.h"
 
-/* Caps on manifests and plans (RELIABILITY.md §5.5). */
-#define MANIFEST_MAX_BYTES ((size_t)1 << 20)
-#define MANIFEST_MAX_DEPTH 16
-#define MAX_TASKS ((size_t)1000000)
-#define MAX_ARGS 256
-#define MAX_ARG_LEN 4096
-#define TASKS_MAX_BYTES ((size_t)1 << 30)
+/* Caps on manifests and plans (RELIABILITY.md §5.5; the manifest's in
+ * batch_plan.h). */
+#define MANIFEST_MAX_BYTES BATCH_MANIFEST_MAX_BYTES
+#define MAX_TASKS BATCH_MAX_TASKS
+#define TASKS_MAX_BYTES BATCH_TASKS_MAX_BYTES
 #define RESULT_MAX_BYTES ((size_t)64 << 20)
-#define ID_BYTES 16 /* task ids: BLAKE2b-128, 32 hex digits */
-#define BATCH_SCHEMA_VERSION 1
+#define ID_BYTES BATCH_ID_BYTES
 
 /* ------------------------------------------------------------- commands */
 
@@ -98,40 +96,36 @@ find_command(size_t argc, char *const *argv, size_t *nwords)
 
 /* -------------------------------------------------------------- helpers */
 
-static void
-to_hex(char *out, const unsigned char *b, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[b[i] >> 4];
-        out[2 * i + 1] = hx[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-/* BLAKE2b of a buffer, outlen bytes, as hex into out (2 outlen + 1). */
-static void
-hash_hex(char *out, const void *buf, size_t n, size_t outlen)
-{
-    unsigned char h[crypto_generichash_BYTES_MAX];
-
-    crypto_generichash(h, outlen, buf, n, NULL, 0);
-    to_hex(out, h, outlen);
-}
-
-/* BLAKE2b-256 of a file; 0 or -1 with errno. */
+/* BLAKE2b-256 of a regular file; 0 or -1 with errno (EINVAL: not a
+ * regular file, which could block or never end: a FIFO, /dev/zero). */
 static int
 file_hash_hex(char out[65], const char *path, long long *bytes)
 {
     crypto_generichash_state st;
     unsigned char h[32], buf[65536];
-    FILE *f = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    FILE *f;
     size_t n;
     long long total = 0;
 
-    if (f == NULL)
+    if (fd < 0)
         return -1;
+    errno = 0;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int e = errno != 0 ? errno : EINVAL; // fstat's error, or not a regular file
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if ((f = fdopen(fd, "rb")) == NULL) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
     crypto_generichash_init(&st, NULL, 0, sizeof h);
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
         crypto_generichash_update(&st, buf, n);
@@ -144,147 +138,9 @@ file_hash_hex(char out[65], const char *path, long long *bytes)
     }
     fclose(f);
     crypto_generichash_final(&st, h, sizeof h);
-    to_hex(out, h, sizeof h);
+    batch_to_hex(out, h, sizeof h);
     if (bytes != NULL)
         *bytes = total;
-    return 0;
-}
-
-/* Canonical text of a JSON value: sorted keys, compact, 17 digits.  Free
- * with free(). */
-static char *
-canonical(const json_t *j)
-{
-    return json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17) |
-                             JSON_ENCODE_ANY);
-}
-
-static size_t
-json_depth(json_t *j)
-{
-    size_t d = 0;
-
-    if (json_is_object(j)) {
-        const char *k;
-        json_t *v;
-
-        json_object_foreach(j, k, v)
-        {
-            size_t e = json_depth(v);
-            if (e > d)
-                d = e;
-        }
-        return d + 1;
-    }
-    if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-
-        json_array_foreach(j, i, v)
-        {
-            size_t e = json_depth(v);
-            if (e > d)
-                d = e;
-        }
-        return d + 1;
-    }
-    return 0;
-}
-
-/* Read a whole file of at most cap bytes.  Returns 0, or an exit status
- * after printing a message (66 missing, 65 too large, 74 read error).
- * With quiet, prints nothing. */
-static int
-slurp(const char *path, size_t cap, char **out, size_t *len, int quiet)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0, alloc = 0;
-
-    *out = NULL;
-    if (f == NULL) {
-        if (!quiet)
-            cli_error("%s: %s", path, strerror(errno));
-        return errno == ENOENT || errno == EACCES ? EXIT_NOINPUT : EXIT_IOERR;
-    }
-    for (;;) {
-        size_t r;
-
-        if (n == alloc) {
-            char *nb;
-
-            if (alloc > cap) {
-                if (!quiet)
-                    cli_error("%s: larger than the cap of %zu bytes", path, cap);
-                free(buf);
-                fclose(f);
-                return EXIT_DATAERR;
-            }
-            alloc = alloc ? 2 * alloc : 4096;
-            nb = realloc(buf, alloc + 1);
-            if (nb == NULL) {
-                if (!quiet)
-                    cli_error("%s: out of memory", path);
-                free(buf);
-                fclose(f);
-                return EXIT_TEMPFAIL;
-            }
-            buf = nb;
-        }
-        r = fread(buf + n, 1, alloc - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(f)) {
-        if (!quiet)
-            cli_error("%s: read error", path);
-        free(buf);
-        fclose(f);
-        return EXIT_IOERR;
-    }
-    fclose(f);
-    if (n > cap) {
-        if (!quiet)
-            cli_error("%s: %zu bytes exceed the cap of %zu", path, n, cap);
-        free(buf);
-        return EXIT_DATAERR;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-/* Parse a JSON file strictly (duplicate keys rejected, depth capped). */
-static int
-load_json(const char *path, size_t cap, json_t **out, int quiet)
-{
-    json_error_t err;
-    char *buf;
-    size_t len;
-    int st = slurp(path, cap, &buf, &len, quiet);
-
-    *out = NULL;
-    if (st != 0)
-        return st;
-    *out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
-    free(buf);
-    if (*out == NULL) {
-        char text[4 * sizeof err.text]; // jansson quotes the manifest's bytes
-
-        if (!quiet)
-            cli_error("%s:%d:%d: %s", path, err.line, err.column,
-                      asec__printable(text, sizeof text, err.text));
-        return EXIT_DATAERR;
-    }
-    if (json_depth(*out) > MANIFEST_MAX_DEPTH) {
-        if (!quiet)
-            cli_error("%s: nesting deeper than %d levels", path, MANIFEST_MAX_DEPTH);
-        json_decref(*out);
-        *out = NULL;
-        return EXIT_DATAERR;
-    }
     return 0;
 }
 
@@ -315,17 +171,6 @@ write_json(const char *path, const json_t *j, int compact)
     return rc == ASEC_OK ? 0 : cli_fail(rc);
 }
 
-static char *
-path_join(const char *a, const char *b, const char *c)
-{
-    size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 3;
-    char *p = malloc(n);
-
-    if (p != NULL)
-        snprintf(p, n, "%s/%s%s%s", a, b, c ? "/" : "", c ? c : "");
-    return p;
-}
-
 /* Shortest decimal that reads back as v. */
 static void
 fmt_double(char *buf, size_t cap, double v)
@@ -339,123 +184,13 @@ fmt_double(char *buf, size_t cap, double v)
 
 /* ------------------------------------------------------------- campaign */
 
-struct task {
-    size_t index;
-    const char *id; /* borrowed from obj */
-    json_t *obj;    /* the tasks.jsonl line */
-    int dp_release;
-};
-
-struct campaign {
-    const char *dir;
-    json_t *plan;
-    struct task *tasks;
-    size_t ntasks;
-    char *tasks_text; /* tasks.jsonl */
-};
-
-static void
-campaign_free(struct campaign *c)
-{
-    for (size_t i = 0; i < c->ntasks; i++)
-        json_decref(c->tasks[i].obj);
-    free(c->tasks);
-    free(c->tasks_text);
-    json_decref(c->plan);
-    memset(c, 0, sizeof *c);
-}
-
-/* Load DIR/plan.json and DIR/tasks.jsonl, checking the tasks' hash. */
-static int
-campaign_load(struct campaign *c, const char *dir)
-{
-    char *p = NULL, hx[65], *line, *save = NULL;
-    size_t len;
-    json_int_t ntasks;
-    const char *want, *ver;
-    int st;
-
-    memset(c, 0, sizeof *c);
-    c->dir = dir;
-    if ((p = path_join(dir, "plan.json", NULL)) == NULL)
-        return EXIT_TEMPFAIL;
-    st = load_json(p, MANIFEST_MAX_BYTES, &c->plan, 0);
-    free(p);
-    if (st != 0) {
-        if (st == EXIT_NOINPUT)
-            cli_error("%s: not a campaign directory (run 'attnsec batch plan' first)",
-                      dir);
-        return st;
-    }
-    if (json_unpack(c->plan, "{s:I, s:s, s:{s:s}}", "ntasks", &ntasks,
-                    "tasks_blake2b_256", &want, "tool", "version", &ver) != 0 ||
-        ntasks < 0 || (size_t)ntasks > MAX_TASKS) {
-        cli_error("%s/plan.json: missing or malformed ntasks, tasks_blake2b_256 or "
-                  "tool.version",
-                  dir);
-        return EXIT_DATAERR;
-    }
-    if (strcmp(ver, PACKAGE_VERSION) != 0) {
-        cli_error("%s: planned with attnsec %s, this is attnsec %s; task ids hash the "
-                  "tool version, so plan again into a new directory",
-                  dir, ver, PACKAGE_VERSION);
-        return EXIT_CONFIG;
-    }
-    if ((p = path_join(dir, "tasks.jsonl", NULL)) == NULL)
-        return EXIT_TEMPFAIL;
-    st = slurp(p, TASKS_MAX_BYTES, &c->tasks_text, &len, 0);
-    free(p);
-    if (st != 0)
-        return st;
-    hash_hex(hx, c->tasks_text, len, 32);
-    if (strcmp(hx, want) != 0) {
-        cli_error("%s/tasks.jsonl: BLAKE2b %s does not match plan.json (%s); the task "
-                  "list was modified",
-                  dir, hx, want);
-        return EXIT_DATAERR;
-    }
-    c->tasks = calloc((size_t)ntasks ? (size_t)ntasks : 1, sizeof *c->tasks);
-    if (c->tasks == NULL)
-        return EXIT_TEMPFAIL;
-    for (line = strtok_r(c->tasks_text, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_error_t err;
-        json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &err);
-        json_int_t idx;
-        const char *id;
-        int dp = 0;
-        struct task *t;
-
-        if (o == NULL || c->ntasks >= (size_t)ntasks ||
-            json_unpack(o, "{s:I, s:s, s?b}", "index", &idx, "id", &id, "dp_release",
-                        &dp) != 0 ||
-            idx != (json_int_t)c->ntasks || strlen(id) != 2 * ID_BYTES ||
-            !json_is_array(json_object_get(o, "argv"))) {
-            cli_error("%s/tasks.jsonl:%zu: malformed task line", dir, c->ntasks + 1);
-            json_decref(o);
-            return EXIT_DATAERR;
-        }
-        t = &c->tasks[c->ntasks++];
-        t->index = (size_t)idx;
-        t->id = id;
-        t->obj = o;
-        t->dp_release = dp;
-    }
-    if (c->ntasks != (size_t)ntasks) {
-        cli_error("%s/tasks.jsonl: %zu tasks, plan.json says %lld", dir, c->ntasks,
-                  (long long)ntasks);
-        return EXIT_DATAERR;
-    }
-    return 0;
-}
-
 /* Result validity: the file parses, its checksum matches and its task is
  * this task.  Returns 1 valid, 0 absent, -1 present but invalid.  With
  * out, the parsed result is returned (valid only). */
 static int
-result_check(const struct campaign *c, const struct task *t, json_t **out)
+result_check(const struct batch_campaign *c, const struct batch_task *t, json_t **out)
 {
-    char *p = path_join(c->dir, "results", NULL), *q;
+    char *p = batch_path_join(c->dir, "results", NULL), *q;
     json_t *r = NULL, *copy;
     const char *sum;
     char *text, hx[65];
@@ -476,7 +211,7 @@ result_check(const struct campaign *c, const struct task *t, json_t **out)
         free(q);
         return 0;
     }
-    st = load_json(q, RESULT_MAX_BYTES, &r, 1);
+    st = batch_load_json(q, RESULT_MAX_BYTES, &r, 1);
     free(q);
     if (st != 0)
         return -1;
@@ -487,11 +222,11 @@ result_check(const struct campaign *c, const struct task *t, json_t **out)
     }
     copy = json_copy(r);
     json_object_del(copy, "checksum");
-    text = canonical(copy);
+    text = batch_canonical(copy);
     json_decref(copy);
     ok = text != NULL;
     if (ok) {
-        hash_hex(hx, text, strlen(text), 32);
+        batch_hash_hex(hx, text, strlen(text), 32);
         ok = strcmp(hx, sum) == 0;
     }
     free(text);
@@ -528,332 +263,15 @@ plan_usage(int err)
     return EXIT_OK;
 }
 
-/* One experiment of the manifest: check its fields.  Returns 0 or 78. */
-static int
-check_experiment(const char *mpath, size_t e, json_t *x)
-{
-    static const char *const known[] = {"command", "args",       "grid", "seeds",
-                                        "inputs",  "dp_release", NULL};
-    const char *k;
-    json_t *v;
-
-    if (!json_is_object(x)) {
-        cli_error("%s: experiments[%zu] is not an object", mpath, e);
-        return EXIT_CONFIG;
-    }
-    json_object_foreach(x, k, v)
-    {
-        int ok = 0;
-
-        for (size_t i = 0; known[i] != NULL; i++)
-            ok |= strcmp(k, known[i]) == 0;
-        if (!ok) {
-            cli_error("%s: experiments[%zu]: unknown key '%s'", mpath, e, k);
-            return EXIT_CONFIG;
-        }
-    }
-    if (!json_is_string(json_object_get(x, "command"))) {
-        cli_error("%s: experiments[%zu].command must be a string such as "
-                  "\"account epsilon\"",
-                  mpath, e);
-        return EXIT_CONFIG;
-    }
-    v = json_object_get(x, "args");
-    if (v != NULL) {
-        size_t i;
-        json_t *a;
-
-        if (!json_is_array(v)) {
-            cli_error("%s: experiments[%zu].args must be an array of strings", mpath, e);
-            return EXIT_CONFIG;
-        }
-        json_array_foreach(v, i, a)
-        {
-            if (!json_is_string(a) || strlen(json_string_value(a)) > MAX_ARG_LEN) {
-                cli_error("%s: experiments[%zu].args[%zu] must be a string of at most "
-                          "%d bytes",
-                          mpath, e, i, MAX_ARG_LEN);
-                return EXIT_CONFIG;
-            }
-        }
-    }
-    v = json_object_get(x, "grid");
-    if (v != NULL) {
-        json_t *vals;
-
-        if (!json_is_object(v)) {
-            cli_error("%s: experiments[%zu].grid must be an object", mpath, e);
-            return EXIT_CONFIG;
-        }
-        json_object_foreach(v, k, vals)
-        {
-            size_t i;
-            json_t *a;
-
-            if (strncmp(k, "--", 2) != 0 || strlen(k) < 3 || strchr(k, '=') != NULL) {
-                cli_error("%s: experiments[%zu].grid: key '%s' is not a long option "
-                          "such as \"--sigma\"",
-                          mpath, e, k);
-                return EXIT_CONFIG;
-            }
-            if (!json_is_array(vals) || json_array_size(vals) == 0) {
-                cli_error("%s: experiments[%zu].grid.%s must be a non-empty array", mpath,
-                          e, k);
-                return EXIT_CONFIG;
-            }
-            json_array_foreach(vals, i, a)
-            {
-                if (!json_is_number(a) && !json_is_string(a)) {
-                    cli_error("%s: experiments[%zu].grid.%s[%zu] must be a number or "
-                              "a string",
-                              mpath, e, k, i);
-                    return EXIT_CONFIG;
-                }
-                if (json_is_real(a) && !isfinite(json_real_value(a))) {
-                    cli_error("%s: experiments[%zu].grid.%s[%zu] is not finite", mpath, e,
-                              k, i);
-                    return EXIT_CONFIG;
-                }
-            }
-        }
-    }
-    v = json_object_get(x, "seeds");
-    if (v != NULL) {
-        size_t i;
-        json_t *a;
-        json_int_t from, count;
-
-        if (json_is_array(v)) {
-            json_array_foreach(v, i, a)
-            {
-                if (!json_is_integer(a) || json_integer_value(a) < 0) {
-                    cli_error("%s: experiments[%zu].seeds[%zu] must be an integer >= 0",
-                              mpath, e, i);
-                    return EXIT_CONFIG;
-                }
-            }
-        } else if (json_unpack(v, "{s:I, s:I !}", "from", &from, "count", &count) != 0 ||
-                   from < 0 || count < 1 || (size_t)count > MAX_TASKS) {
-            cli_error("%s: experiments[%zu].seeds must be an array of integers or "
-                      "{\"from\": N, \"count\": K}",
-                      mpath, e);
-            return EXIT_CONFIG;
-        }
-    }
-    v = json_object_get(x, "inputs");
-    if (v != NULL) {
-        size_t i;
-        json_t *a;
-
-        if (!json_is_array(v)) {
-            cli_error("%s: experiments[%zu].inputs must be an array of paths", mpath, e);
-            return EXIT_CONFIG;
-        }
-        json_array_foreach(v, i, a)
-        {
-            if (!json_is_string(a)) {
-                cli_error("%s: experiments[%zu].inputs[%zu] must be a path", mpath, e, i);
-                return EXIT_CONFIG;
-            }
-        }
-    }
-    v = json_object_get(x, "dp_release");
-    if (v != NULL && !json_is_boolean(v)) {
-        cli_error("%s: experiments[%zu].dp_release must be true or false", mpath, e);
-        return EXIT_CONFIG;
-    }
-    return 0;
-}
-
 static int
 cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Append the tasks of experiment e to lines (a JSON array of task objects). */
-static int
-expand_experiment(const char *mpath, size_t e, json_t *x, json_t *tasks)
-{
-    json_t *grid = json_object_get(x, "grid"), *seeds = json_object_get(x, "seeds");
-    json_t *inputs = json_array(), *words = json_array();
-    const char *cmd = json_string_value(json_object_get(x, "command"));
-    const char **keys = NULL;
-    size_t nkeys = grid ? json_object_size(grid) : 0, *odo = NULL, nseeds = 1;
-    long long seed_from = 0;
-    int st = 0, dp = json_is_true(json_object_get(x, "dp_release"));
-    char *cmdcopy = strdup(cmd), *tok, *save = NULL;
-    char *wv[2];
-    size_t nw = 0, nwords = 0;
-
-    if (inputs == NULL || words == NULL || cmdcopy == NULL) {
-        st = EXIT_TEMPFAIL;
-        goto done;
-    }
-    for (tok = strtok_r(cmdcopy, " \t", &save); tok != NULL;
-         tok = strtok_r(NULL, " \t", &save)) {
-        if (nw == 2) {
-            nw = 3;
-            break;
-        }
-        wv[nw++] = tok;
-    }
-    if (nw == 0 || nw > 2 || find_command(nw, wv, &nwords) == NULL || nwords != nw) {
-        cli_error("%s: experiments[%zu].command: '%s' is not an attnsec command "
-                  "(e.g. \"account epsilon\"; 'batch' cannot run itself)",
-                  mpath, e, cmd);
-        st = EXIT_CONFIG;
-        goto done;
-    }
-    for (size_t i = 0; i < nw; i++)
-        json_array_append_new(words, json_string(wv[i]));
-    if (json_array_size(json_object_get(x, "args")) + nw + nkeys + 1 > MAX_ARGS) {
-        cli_error("%s: experiments[%zu]: more than %d arguments", mpath, e, MAX_ARGS);
-        st = EXIT_CONFIG;
-        goto done;
-    }
-    /* Inputs are hashed into every task id: a changed input gives new ids. */
-    if (json_object_get(x, "inputs") != NULL) {
-        size_t i;
-        json_t *a;
-
-        json_array_foreach(json_object_get(x, "inputs"), i, a)
-        {
-            char hx[65];
-            long long bytes;
-            const char *ip = json_string_value(a);
-
-            if (file_hash_hex(hx, ip, &bytes) != 0) {
-                cli_error("%s: experiments[%zu].inputs[%zu]: %s: %s", mpath, e, i, ip,
-                          strerror(errno));
-                st = EXIT_NOINPUT;
-                goto done;
-            }
-            json_array_append_new(inputs,
-                                  json_pack("{s:s, s:I, s:s}", "path", ip, "bytes",
-                                            (json_int_t)bytes, "blake2b_256", hx));
-        }
-    }
-    if (json_is_array(seeds))
-        nseeds = json_array_size(seeds);
-    else if (seeds != NULL) {
-        seed_from = (long long)json_integer_value(json_object_get(seeds, "from"));
-        nseeds = (size_t)json_integer_value(json_object_get(seeds, "count"));
-    }
-    if (nkeys > 0) {
-        const char *k;
-        json_t *v;
-        size_t i = 0;
-
-        keys = calloc(nkeys, sizeof *keys);
-        odo = calloc(nkeys, sizeof *odo);
-        if (keys == NULL || odo == NULL) {
-            st = EXIT_TEMPFAIL;
-            goto done;
-        }
-        json_object_foreach(grid, k, v) keys[i++] = k;
-        qsort(keys, nkeys, sizeof *keys, cmp_str);
-    }
-    /* Odometer over the grid, last key fastest; seeds innermost. */
-    for (;;) {
-        for (size_t s = 0; s < (seeds ? nseeds : 1); s++) {
-            json_t *argv = json_copy(words), *params = json_object(), *o;
-            json_t *seedv = json_null();
-            size_t i;
-            json_t *a;
-
-            if (json_object_get(x, "args") != NULL)
-                json_array_foreach(json_object_get(x, "args"), i, a)
-                    json_array_append(argv, a);
-            for (size_t k = 0; k < nkeys; k++) {
-                json_t *val = json_array_get(json_object_get(grid, keys[k]), odo[k]);
-                char num[64], *arg;
-                const char *text;
-                size_t n;
-
-                if (json_is_string(val))
-                    text = json_string_value(val);
-                else if (json_is_integer(val)) {
-                    snprintf(num, sizeof num, "%lld", (long long)json_integer_value(val));
-                    text = num;
-                } else {
-                    fmt_double(num, sizeof num, json_real_value(val));
-                    text = num;
-                }
-                n = strlen(keys[k]) + strlen(text) + 2;
-                arg = malloc(n);
-                if (arg == NULL) {
-                    st = EXIT_TEMPFAIL;
-                    goto done;
-                }
-                snprintf(arg, n, "%s=%s", keys[k], text);
-                json_array_append_new(argv, json_string(arg));
-                free(arg);
-                json_object_set(params, keys[k], val);
-            }
-            if (seeds != NULL) {
-                long long sv =
-                    json_is_array(seeds)
-                        ? (long long)json_integer_value(json_array_get(seeds, s))
-                        : seed_from + (long long)s;
-                char arg[48];
-
-                snprintf(arg, sizeof arg, "--seed=%lld", sv);
-                json_array_append_new(argv, json_string(arg));
-                seedv = json_integer((json_int_t)sv);
-            }
-            o = json_pack("{s:o, s:o, s:O, s:s}", "argv", argv, "seed", seedv, "inputs",
-                          inputs, "tool_version", PACKAGE_VERSION);
-            {
-                char *text = canonical(o), hx[2 * ID_BYTES + 1];
-
-                if (text == NULL) {
-                    json_decref(o);
-                    json_decref(params);
-                    st = EXIT_TEMPFAIL;
-                    goto done;
-                }
-                hash_hex(hx, text, strlen(text), ID_BYTES);
-                free(text);
-                json_object_del(o, "tool_version");
-                json_object_set_new(o, "id", json_string(hx));
-            }
-            json_object_set_new(o, "experiment", json_integer((json_int_t)e));
-            json_object_set_new(o, "params", params);
-            json_object_set_new(o, "dp_release", json_boolean(dp));
-            json_array_append_new(tasks, o);
-            if (json_array_size(tasks) > MAX_TASKS) {
-                cli_error("%s: more than %zu tasks", mpath, MAX_TASKS);
-                st = EXIT_CONFIG;
-                goto done;
-            }
-        }
-        /* advance the odometer */
-        {
-            size_t k = nkeys;
-
-            while (k > 0) {
-                k--;
-                if (++odo[k] < json_array_size(json_object_get(grid, keys[k])))
-                    break;
-                odo[k] = 0;
-                if (k == 0) {
-                    k = SIZE_MAX;
-                    break;
-                }
-            }
-            if (nkeys == 0 || k == SIZE_MAX)
-                break;
-        }
-    }
-done:
-    free(keys);
-    free(odo);
-    free(cmdcopy);
-    json_decref(inputs);
-    json_decref(words);
-    return st;
-}
+/* What manifest expansion needs from this file (batch_plan.h). */
+static const struct batch_plan_env plan_env = {find_command, file_hash_hex, MAX_TASKS,
+                                               TASKS_MAX_BYTES};
 
 static int
 cmd_batch_plan(int argc, char **argv)
@@ -863,10 +281,11 @@ cmd_batch_plan(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
-    const char *out = NULL, *mpath, *k, *name = NULL;
-    json_t *m = NULL, *tasks = NULL, *plan = NULL, *exps, *v, *plot = NULL;
-    char *text = NULL, *p = NULL, hx[65], mhx[65];
-    size_t len = 0, cap = 0, i;
+    const char *out = NULL, *mpath;
+    json_t *m = NULL, *plan = NULL;
+    struct batch_plan bp = {0};
+    char *mtext = NULL, *p = NULL, mhx[65];
+    size_t mlen = 0;
     int c, st = 0, quiet = 0;
 
     opterr = 0;
@@ -889,138 +308,54 @@ cmd_batch_plan(int argc, char **argv)
     if (optind != argc - 1 || out == NULL)
         return plan_usage(1);
     mpath = argv[optind];
-    if ((st = load_json(mpath, MANIFEST_MAX_BYTES, &m, 0)) != 0)
+    /* Validate and expand in memory first: a bad manifest creates nothing. */
+    if ((st = batch_slurp(mpath, MANIFEST_MAX_BYTES, &mtext, &mlen, 0)) != 0)
         return st;
-    if (!json_is_object(m)) {
-        cli_error("%s: the manifest must be a JSON object", mpath);
-        st = EXIT_CONFIG;
+    batch_hash_hex(mhx, mtext, mlen, 32); // the bytes parsed, not a second read
+    if ((st = batch_json_parse(&m, mpath, mtext, mlen, 0)) != 0 ||
+        (st = batch_plan_expand(&bp, mpath, m, &plan_env)) != 0)
         goto done;
-    }
-    json_object_foreach(m, k, v)
-    {
-        if (strcmp(k, "schema_version") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) != BATCH_SCHEMA_VERSION) {
-                cli_error("%s: schema_version must be %d", mpath, BATCH_SCHEMA_VERSION);
-                st = EXIT_CONFIG;
-                goto done;
-            }
-        } else if (strcmp(k, "name") == 0) {
-            if (!json_is_string(v)) {
-                cli_error("%s: name must be a string", mpath);
-                st = EXIT_CONFIG;
-                goto done;
-            }
-            name = json_string_value(v);
-        } else if (strcmp(k, "plot") == 0) {
-            const char *px, *py;
-
-            if (json_unpack(v, "{s:s, s:s !}", "x", &px, "y", &py) != 0) {
-                cli_error("%s: plot must be {\"x\": \"--option\", \"y\": "
-                          "\"dotted.result.key\"}",
-                          mpath);
-                st = EXIT_CONFIG;
-                goto done;
-            }
-            plot = v;
-        } else if (strcmp(k, "experiments") != 0) {
-            cli_error("%s: unknown key '%s' (expected schema_version, name, experiments, "
-                      "plot)",
-                      mpath, k);
-            st = EXIT_CONFIG;
-            goto done;
-        }
-    }
-    exps = json_object_get(m, "experiments");
-    if (!json_is_array(exps) || json_array_size(exps) == 0) {
-        cli_error("%s: 'experiments' must be a non-empty array", mpath);
-        st = EXIT_CONFIG;
-        goto done;
-    }
-    tasks = json_array();
-    json_array_foreach(exps, i, v)
-    {
-        if ((st = check_experiment(mpath, i, v)) != 0 ||
-            (st = expand_experiment(mpath, i, v, tasks)) != 0)
-            goto done;
-    }
-    /* tasks.jsonl: one canonical line per task; ids must be unique. */
-    json_array_foreach(tasks, i, v)
-    {
-        char *line;
-        size_t n;
-
-        json_object_set_new(v, "index", json_integer((json_int_t)i));
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(json_string_value(json_object_get(json_array_get(tasks, j), "id")),
-                       json_string_value(json_object_get(v, "id"))) == 0) {
-                cli_error("%s: task %zu repeats task %zu (same argv, inputs and seed)",
-                          mpath, i, j);
-                st = EXIT_CONFIG;
-                goto done;
-            }
-        }
-        if ((line = canonical(v)) == NULL) {
-            st = EXIT_TEMPFAIL;
-            goto done;
-        }
-        n = strlen(line);
-        if (len + n + 2 > cap) {
-            char *nt;
-
-            cap = 2 * (len + n + 2) + 4096;
-            if ((nt = realloc(text, cap)) == NULL) {
-                free(line);
-                st = EXIT_TEMPFAIL;
-                goto done;
-            }
-            text = nt;
-        }
-        memcpy(text + len, line, n);
-        len += n;
-        text[len++] = '\n';
-        text[len] = '\0';
-        free(line);
-    }
-    hash_hex(hx, text, len, 32);
-    if (file_hash_hex(mhx, mpath, NULL) != 0) {
-        cli_error("%s: %s", mpath, strerror(errno));
-        st = EXIT_IOERR;
-        goto done;
-    }
     plan = json_pack("{s:i, s:{s:s, s:s}, s:s?, s:{s:s, s:s}, s:I, s:s, s:O?}",
                      "schema_version", BATCH_SCHEMA_VERSION, "tool", "name", "attnsec",
-                     "version", PACKAGE_VERSION, "name", name, "manifest", "path", mpath,
-                     "blake2b_256", mhx, "ntasks", (json_int_t)json_array_size(tasks),
-                     "tasks_blake2b_256", hx, "plot", plot);
+                     "version", PACKAGE_VERSION, "name", bp.name, "manifest", "path",
+                     mpath, "blake2b_256", mhx, "ntasks", (json_int_t)bp.ntasks,
+                     "tasks_blake2b_256", bp.tasks_hash, "plot", bp.plot);
     if (plan == NULL) {
         st = EXIT_TEMPFAIL;
         goto done;
     }
     /* An existing plan is kept if identical; a different one is refused. */
-    if ((p = path_join(out, "tasks.jsonl", NULL)) == NULL) {
+    if ((p = batch_path_join(out, "tasks.jsonl", NULL)) == NULL) {
         st = EXIT_TEMPFAIL;
         goto done;
     }
     if (access(p, F_OK) == 0) {
-        char old[65];
+        char old[65], *pj = batch_path_join(out, "plan.json", NULL);
+        int same = file_hash_hex(old, p, NULL) == 0 && strcmp(old, bp.tasks_hash) == 0;
+        int complete = pj != NULL && access(pj, F_OK) == 0;
 
-        if (file_hash_hex(old, p, NULL) == 0 && strcmp(old, hx) == 0) {
+        free(pj);
+        if (same && complete) {
             if (!quiet)
-                printf("%s: already planned (%zu tasks)\n", out, json_array_size(tasks));
+                printf("%s: already planned (%zu tasks)\n", out, bp.ntasks);
             goto done;
         }
-        cli_error("%s already holds a different plan; tasks.jsonl is immutable, so "
-                  "plan into a new directory",
-                  out);
-        st = EXIT_CANTCREAT;
-        goto done;
+        if (!same) {
+            cli_error("%s already holds a different plan; tasks.jsonl is immutable, so "
+                      "plan into a new directory",
+                      out);
+            st = EXIT_CANTCREAT;
+            goto done;
+        }
+        /* The same tasks.jsonl without plan.json: a plan that was interrupted
+         * before its last write.  Finish it (rewriting identical bytes). */
     }
     {
         static const char *const sub[] = {"results", "failed", "work", "ledger", "locks"};
         int rc = asec_afile_mkdirs(out);
 
         for (size_t s = 0; rc == ASEC_OK && s < 5; s++) {
-            char *d = path_join(out, sub[s], NULL);
+            char *d = batch_path_join(out, sub[s], NULL);
 
             rc = d ? asec_afile_mkdirs(d) : ASEC_ENOMEM;
             free(d);
@@ -1031,18 +366,18 @@ cmd_batch_plan(int argc, char **argv)
         }
     }
     free(p);
-    p = path_join(out, "manifest.json", NULL);
+    p = batch_path_join(out, "manifest.json", NULL);
     if (p == NULL || (st = write_json(p, m, 0)) != 0)
         goto done;
     free(p);
     /* tasks.jsonl before plan.json: a directory with plan.json is complete. */
-    p = path_join(out, "tasks.jsonl", NULL);
+    p = batch_path_join(out, "tasks.jsonl", NULL);
     if (p == NULL) {
         st = EXIT_TEMPFAIL;
         goto done;
     }
     {
-        int rc = asec_afile_write_all(p, text, len);
+        int rc = asec_afile_write_all(p, bp.text, bp.len);
 
         if (rc != ASEC_OK) {
             st = cli_fail(rc);
@@ -1050,17 +385,19 @@ cmd_batch_plan(int argc, char **argv)
         }
     }
     free(p);
-    p = path_join(out, "plan.json", NULL);
+    p = batch_path_join(out, "plan.json", NULL);
     if (p == NULL || (st = write_json(p, plan, 0)) != 0)
         goto done;
-    if (!quiet)
+    if (!quiet && bp.ntasks == 0)
+        printf("%s: 0 tasks (every experiment has an empty seed list)\n", out);
+    else if (!quiet)
         printf("%s: %zu tasks (indices 0-%zu); run them with 'attnsec batch run %s'\n",
-               out, json_array_size(tasks), json_array_size(tasks) - 1, out);
+               out, bp.ntasks, bp.ntasks - 1, out);
 done:
     free(p);
-    free(text);
+    free(mtext);
+    batch_plan_free(&bp);
     json_decref(plan);
-    json_decref(tasks);
     json_decref(m);
     return st;
 }
@@ -1224,7 +561,7 @@ clean_dir(const char *d, const char *host)
         if (*end != '\0' || errno != 0 || pid <= 0)
             continue;
         if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-            char *p = path_join(d, e->d_name, NULL);
+            char *p = batch_path_join(d, e->d_name, NULL);
 
             if (p != NULL && unlink(p) == 0)
                 n++;
@@ -1236,7 +573,7 @@ clean_dir(const char *d, const char *host)
 }
 
 static size_t
-clean_campaign(const struct campaign *c)
+clean_campaign(const struct batch_campaign *c)
 {
     static const char *const sub[] = {"results", "failed", "ledger", "merged"};
     char host[256] = "";
@@ -1244,14 +581,14 @@ clean_campaign(const struct campaign *c)
 
     gethostname(host, sizeof host - 1);
     for (size_t i = 0; i < 4; i++) {
-        char *d = path_join(c->dir, sub[i], NULL);
+        char *d = batch_path_join(c->dir, sub[i], NULL);
 
         if (d != NULL)
             n += clean_dir(d, host);
         free(d);
     }
     for (size_t i = 0; i < c->ntasks; i++) {
-        char *d = path_join(c->dir, "work", c->tasks[i].id);
+        char *d = batch_path_join(c->dir, "work", c->tasks[i].id);
 
         if (d != NULL)
             n += clean_dir(d, host);
@@ -1262,23 +599,23 @@ clean_campaign(const struct campaign *c)
 
 /* Build the result of a finished task from its work directory. */
 static json_t *
-build_result(const struct task *t, const char *work, int exit_status)
+build_result(const struct batch_task *t, const char *work, int exit_status)
 {
-    char *rp = path_join(work, "report.json", NULL),
-         *sp = path_join(work, "stdout.txt", NULL);
+    char *rp = batch_path_join(work, "report.json", NULL),
+         *sp = batch_path_join(work, "stdout.txt", NULL);
     json_t *rep = NULL, *res = NULL, *rng = json_null(), *r;
     char *text = NULL, hx[65];
     size_t len;
 
     if (rp == NULL || sp == NULL)
         goto fail;
-    if (load_json(rp, RESULT_MAX_BYTES, &rep, 1) == 0 && json_is_object(rep)) {
+    if (batch_load_json(rp, RESULT_MAX_BYTES, &rep, 1) == 0 && json_is_object(rep)) {
         res = json_incref(json_object_get(rep, "results"));
         if (json_object_get(rep, "rng") != NULL)
             rng = json_deep_copy(json_object_get(rep, "rng"));
         if (res == NULL)
             res = json_object();
-    } else if (slurp(sp, RESULT_MAX_BYTES, &text, &len, 1) == 0) {
+    } else if (batch_slurp(sp, RESULT_MAX_BYTES, &text, &len, 1) == 0) {
         res = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
         if (res == NULL)
             res = json_pack("{s:s}", "stdout", text);
@@ -1292,12 +629,12 @@ build_result(const struct task *t, const char *work, int exit_status)
     if (r == NULL)
         goto fail;
     free(text);
-    text = canonical(r);
+    text = batch_canonical(r);
     if (text == NULL) {
         json_decref(r);
         goto fail;
     }
-    hash_hex(hx, text, strlen(text), 32);
+    batch_hash_hex(hx, text, strlen(text), 32);
     json_object_set_new(r, "checksum", json_pack("{s:s}", "blake2b_256", hx));
     free(text);
     free(rp);
@@ -1317,7 +654,7 @@ fail:
 /* The child: run task t in process, write its result.  Returns the exit
  * status of the child. */
 static int
-child_run(const struct campaign *c, const struct task *t, int force)
+child_run(const struct batch_campaign *c, const struct batch_task *t, int force)
 {
     char *lock = NULL, *work = NULL, *outp = NULL, *errp = NULL, *resp = NULL;
     char **av = NULL, who[300];
@@ -1326,9 +663,9 @@ child_run(const struct campaign *c, const struct task *t, int force)
     int st = 0, fd_out = -1, fd_err = -1, save_out = -1, save_err = -1, lk;
     cli_fn fn;
 
-    lock = path_join(c->dir, "locks", t->id);
-    work = path_join(c->dir, "work", t->id);
-    resp = path_join(c->dir, "results", t->id);
+    lock = batch_path_join(c->dir, "locks", t->id);
+    work = batch_path_join(c->dir, "work", t->id);
+    resp = batch_path_join(c->dir, "results", t->id);
     if (lock == NULL || work == NULL || resp == NULL)
         return EXIT_TEMPFAIL;
     {
@@ -1425,8 +762,8 @@ child_run(const struct campaign *c, const struct task *t, int force)
         st = EXIT_DATAERR;
         goto done;
     }
-    outp = path_join(work, "stdout.txt", NULL);
-    errp = path_join(work, "stderr.txt", NULL);
+    outp = batch_path_join(work, "stdout.txt", NULL);
+    errp = batch_path_join(work, "stderr.txt", NULL);
     if (outp == NULL || errp == NULL) {
         st = EXIT_TEMPFAIL;
         goto done;
@@ -1494,9 +831,9 @@ done:
 
 /* Record a failure in DIR/failed/ID.json (or clear it on success). */
 static void
-record_outcome(const struct campaign *c, const struct task *t, int wstatus)
+record_outcome(const struct batch_campaign *c, const struct batch_task *t, int wstatus)
 {
-    char *p = path_join(c->dir, "failed", t->id), *q;
+    char *p = batch_path_join(c->dir, "failed", t->id), *q;
     json_t *f;
 
     if (p == NULL)
@@ -1546,7 +883,7 @@ cmd_batch_run(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     const char *index_text = NULL, *shard_text = NULL;
-    struct campaign cp;
+    struct batch_campaign cp;
     unsigned char *mask = NULL;
     struct slot *slots = NULL;
     size_t jobs = 1, shard_i = 0, shard_n = 1, todo = 0, done_n = 0, skipped = 0;
@@ -1607,8 +944,8 @@ cmd_batch_run(int argc, char **argv)
             return cli_usage_error("--task-index=auto: SLURM_ARRAY_TASK_ID is not set "
                                    "(not inside a Slurm job array)");
     }
-    if ((st = campaign_load(&cp, argv[optind])) != 0) {
-        campaign_free(&cp);
+    if ((st = batch_campaign_load(&cp, argv[optind])) != 0) {
+        batch_campaign_free(&cp);
         return st;
     }
     mask = calloc(cp.ntasks ? cp.ntasks : 1, 1);
@@ -1673,7 +1010,7 @@ cmd_batch_run(int argc, char **argv)
                 fflush(stderr);
                 free(mask);
                 free(slots);
-                campaign_free(&cp);
+                batch_campaign_free(&cp);
                 _exit(cst);
             }
             for (k = 0; k < jobs && slots[k].pid != 0; k++)
@@ -1702,8 +1039,8 @@ cmd_batch_run(int argc, char **argv)
             if (k == jobs)
                 continue;
             {
-                const struct task *t = &cp.tasks[slots[k].task];
-                char *lock = path_join(cp.dir, "locks", t->id);
+                const struct batch_task *t = &cp.tasks[slots[k].task];
+                char *lock = batch_path_join(cp.dir, "locks", t->id);
 
                 record_outcome(&cp, t, ws);
                 if (WIFSIGNALED(ws)) {
@@ -1751,7 +1088,7 @@ cmd_batch_run(int argc, char **argv)
 done:
     free(mask);
     free(slots);
-    campaign_free(&cp);
+    batch_campaign_free(&cp);
     return st;
 }
 
@@ -1802,7 +1139,7 @@ print_ranges(FILE *f, const signed char *state, size_t n, int want)
 
 /* state: 0 done, 1 failed, 2 missing */
 static int
-campaign_state(const struct campaign *c, signed char *state, size_t count[3])
+campaign_state(const struct batch_campaign *c, signed char *state, size_t count[3])
 {
     count[0] = count[1] = count[2] = 0;
     for (size_t i = 0; i < c->ntasks; i++) {
@@ -1813,7 +1150,7 @@ campaign_state(const struct campaign *c, signed char *state, size_t count[3])
         else if (v < 0)
             state[i] = 1;
         else {
-            char *p = path_join(c->dir, "failed", c->tasks[i].id);
+            char *p = batch_path_join(c->dir, "failed", c->tasks[i].id);
             char *q = p ? malloc(strlen(p) + 6) : NULL;
 
             if (q == NULL) {
@@ -1839,7 +1176,7 @@ cmd_batch_status(int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},  {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
     static const char *const names[] = {"done", "failed", "missing", "todo", "all"};
-    struct campaign cp;
+    struct batch_campaign cp;
     signed char *state = NULL;
     size_t count[3];
     int c, st, list = -1, array = 0, js = 0;
@@ -1874,8 +1211,8 @@ cmd_batch_status(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("expected one campaign directory");
-    if ((st = campaign_load(&cp, argv[optind])) != 0) {
-        campaign_free(&cp);
+    if ((st = batch_campaign_load(&cp, argv[optind])) != 0) {
+        batch_campaign_free(&cp);
         return st;
     }
     state = calloc(cp.ntasks ? cp.ntasks : 1, 1);
@@ -1927,7 +1264,7 @@ cmd_batch_status(int argc, char **argv)
     st = count[0] == cp.ntasks ? EXIT_OK : EXIT_CHECK_FAILED;
 done:
     free(state);
-    campaign_free(&cp);
+    batch_campaign_free(&cp);
     return st;
 }
 
@@ -2123,7 +1460,7 @@ write_plot(const char *out, json_t *rows, json_t *plot, const char *fmt, int qui
 {
     const char *x = json_string_value(json_object_get(plot, "x"));
     const char *y = json_string_value(json_object_get(plot, "y"));
-    char *pd = path_join(out, "plots", NULL), *dat = NULL, *gp = NULL, *buf = NULL;
+    char *pd = batch_path_join(out, "plots", NULL), *dat = NULL, *gp = NULL, *buf = NULL;
     size_t len = 0, i;
     FILE *f;
     json_t *row;
@@ -2133,8 +1470,8 @@ write_plot(const char *out, json_t *rows, json_t *plot, const char *fmt, int qui
         st = pd ? cli_fail(rc) : EXIT_TEMPFAIL;
         goto done;
     }
-    dat = path_join(pd, "merged.dat", NULL);
-    gp = path_join(pd, "merged.gp", NULL);
+    dat = batch_path_join(pd, "merged.dat", NULL);
+    gp = batch_path_join(pd, "merged.gp", NULL);
     f = open_memstream(&buf, &len);
     if (dat == NULL || gp == NULL || f == NULL) {
         st = EXIT_TEMPFAIL;
@@ -2225,7 +1562,7 @@ cmd_batch_merge(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *out = NULL, *fmt = "png";
     char *outdef = NULL, *p = NULL;
-    struct campaign cp;
+    struct batch_campaign cp;
     signed char *state = NULL;
     size_t count[3];
     json_t *rows = NULL, *merged = NULL, *missing = NULL;
@@ -2259,12 +1596,12 @@ cmd_batch_merge(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("expected one campaign directory");
-    if ((st = campaign_load(&cp, argv[optind])) != 0) {
-        campaign_free(&cp);
+    if ((st = batch_campaign_load(&cp, argv[optind])) != 0) {
+        batch_campaign_free(&cp);
         return st;
     }
     if (out == NULL) {
-        out = outdef = path_join(cp.dir, "merged", NULL);
+        out = outdef = batch_path_join(cp.dir, "merged", NULL);
         if (out == NULL) {
             st = EXIT_TEMPFAIL;
             goto done;
@@ -2319,7 +1656,7 @@ cmd_batch_merge(int argc, char **argv)
             goto done;
         }
     }
-    p = path_join(out, "results.csv", NULL);
+    p = batch_path_join(out, "results.csv", NULL);
     if (p == NULL || (st = write_csv(p, rows)) != 0)
         goto done;
     free(p);
@@ -2347,7 +1684,7 @@ cmd_batch_merge(int argc, char **argv)
             "nmerged", (json_int_t)json_array_size(rows), "partial",
             count[0] != cp.ntasks, "missing", missing, "tasks", tasks);
     }
-    p = path_join(out, "results.json", NULL);
+    p = batch_path_join(out, "results.json", NULL);
     if (merged == NULL || p == NULL || (st = write_json(p, merged, 0)) != 0) {
         st = st ? st : EXIT_TEMPFAIL;
         goto done;
@@ -2367,7 +1704,7 @@ done:
     json_decref(rows);
     json_decref(merged);
     json_decref(missing);
-    campaign_free(&cp);
+    batch_campaign_free(&cp);
     return st;
 }
 

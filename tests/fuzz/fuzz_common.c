@@ -2,7 +2,7 @@
 #define _GNU_SOURCE 1 /* memfd_create */
 #include "config.h"
 
-#include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -37,29 +37,27 @@ fuzz_bug(const char *fmt, ...)
     abort();
 }
 
-/* Remove the scratch directory and the files in it (the harnesses make no
- * subdirectories). */
+/* nftw callback: remove one entry, children before their directory. */
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Remove the scratch directory and everything in it (fuzz_data makes a
+ * text/ subdirectory). */
 void
 fuzz_scratch_remove(void)
 {
-    DIR *d;
-    struct dirent *e;
-
     if (scratch[0] == '\0')
         return;
-    d = opendir(scratch);
-    if (d != NULL) {
-        while ((e = readdir(d)) != NULL) {
-            char p[512];
-
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", scratch, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(scratch);
+    nftw(scratch, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     scratch[0] = '\0';
 }
 

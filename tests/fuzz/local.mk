@@ -8,18 +8,27 @@
 #   tests/fuzz/fuzz_X    with libFuzzer, only under --enable-fuzzing (clang);
 #                        'make fuzz' runs each for FUZZ_SECONDS.
 
-FUZZ_HARNESSES = fuzz_npy fuzz_safetensors fuzz_json fuzz_cli_numbers fuzz_npy_roundtrip
+FUZZ_HARNESSES = fuzz_npy fuzz_safetensors fuzz_json fuzz_cli_numbers fuzz_npy_roundtrip \
+	fuzz_cli_schedule fuzz_data fuzz_batch fuzz_campaign fuzz_checkpoint
 
 FUZZ_COMMON = %reldir%/fuzz.h %reldir%/fuzz_common.c
 FUZZ_IO = %reldir%/fuzz_io.h %reldir%/fuzz_io.c
 FUZZ_LIBS = src/libattnsec.la -lm
+# The CLI parsers of src/cli/cli.c, linked into the harnesses that test them.
+FUZZ_CLI = src/cli/cli.c src/cli/cli.h src/printable.c src/printable.h
+FUZZ_BATCH = src/cli/batch_plan.c src/cli/batch_plan.h $(FUZZ_CLI)
 
 ASEC_REPLAY_PROGS = \
 	%reldir%/replay_npy \
 	%reldir%/replay_safetensors \
 	%reldir%/replay_json \
 	%reldir%/replay_cli_numbers \
-	%reldir%/replay_npy_roundtrip
+	%reldir%/replay_npy_roundtrip \
+	%reldir%/replay_cli_schedule \
+	%reldir%/replay_data \
+	%reldir%/replay_batch \
+	%reldir%/replay_checkpoint \
+	%reldir%/replay_campaign
 check_PROGRAMS += $(ASEC_REPLAY_PROGS)
 
 %canon_reldir%_replay_npy_SOURCES = %reldir%/fuzz_npy.c $(FUZZ_IO) $(FUZZ_COMMON) \
@@ -30,13 +39,30 @@ check_PROGRAMS += $(ASEC_REPLAY_PROGS)
 %canon_reldir%_replay_safetensors_LDADD = $(FUZZ_LIBS)
 %canon_reldir%_replay_json_SOURCES = %reldir%/fuzz_json.c $(FUZZ_COMMON) %reldir%/replay.c
 %canon_reldir%_replay_json_LDADD = $(FUZZ_LIBS)
-%canon_reldir%_replay_cli_numbers_SOURCES = %reldir%/fuzz_cli_numbers.c src/cli/cli.c \
-	src/cli/cli.h $(FUZZ_COMMON) %reldir%/replay.c
+%canon_reldir%_replay_cli_numbers_SOURCES = %reldir%/fuzz_cli_numbers.c $(FUZZ_CLI) \
+	$(FUZZ_COMMON) %reldir%/replay.c
 %canon_reldir%_replay_cli_numbers_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_replay_cli_numbers_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
 %canon_reldir%_replay_npy_roundtrip_SOURCES = %reldir%/fuzz_npy_roundtrip.c \
 	$(FUZZ_COMMON) %reldir%/replay.c
 %canon_reldir%_replay_npy_roundtrip_LDADD = $(FUZZ_LIBS)
+%canon_reldir%_replay_cli_schedule_SOURCES = %reldir%/fuzz_cli_schedule.c $(FUZZ_CLI) \
+	$(FUZZ_COMMON) %reldir%/replay.c
+%canon_reldir%_replay_cli_schedule_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_replay_cli_schedule_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
+%canon_reldir%_replay_data_SOURCES = %reldir%/fuzz_data.c $(FUZZ_COMMON) %reldir%/replay.c
+%canon_reldir%_replay_data_LDADD = $(FUZZ_LIBS)
+%canon_reldir%_replay_batch_SOURCES = %reldir%/fuzz_batch.c $(FUZZ_BATCH) $(FUZZ_COMMON) \
+	%reldir%/replay.c
+%canon_reldir%_replay_batch_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_replay_batch_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
+%canon_reldir%_replay_checkpoint_SOURCES = %reldir%/fuzz_checkpoint.c $(FUZZ_COMMON) \
+	%reldir%/replay.c
+%canon_reldir%_replay_checkpoint_LDADD = $(FUZZ_LIBS)
+%canon_reldir%_replay_campaign_SOURCES = %reldir%/fuzz_campaign.c $(FUZZ_BATCH) \
+	$(FUZZ_COMMON) %reldir%/replay.c
+%canon_reldir%_replay_campaign_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_replay_campaign_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
 
 TESTS += %reldir%/replay.sh
 EXTRA_DIST += \
@@ -45,6 +71,10 @@ EXTRA_DIST += \
 	%reldir%/safetensors.dict \
 	%reldir%/json.dict \
 	%reldir%/cli_numbers.dict \
+	%reldir%/cli_schedule.dict \
+	%reldir%/data.dict \
+	%reldir%/batch.dict \
+	%reldir%/checkpoint.dict \
 	%reldir%/update-corpus-list.sh
 include %reldir%/corpus.mk
 
@@ -54,7 +84,12 @@ FUZZ_PROGS = \
 	%reldir%/fuzz_safetensors \
 	%reldir%/fuzz_json \
 	%reldir%/fuzz_cli_numbers \
-	%reldir%/fuzz_npy_roundtrip
+	%reldir%/fuzz_npy_roundtrip \
+	%reldir%/fuzz_cli_schedule \
+	%reldir%/fuzz_data \
+	%reldir%/fuzz_batch \
+	%reldir%/fuzz_checkpoint \
+	%reldir%/fuzz_campaign
 noinst_PROGRAMS += $(FUZZ_PROGS)
 FUZZ_LINK = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 
@@ -68,14 +103,33 @@ FUZZ_LINK = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 %canon_reldir%_fuzz_json_SOURCES = %reldir%/fuzz_json.c $(FUZZ_COMMON)
 %canon_reldir%_fuzz_json_LDFLAGS = $(FUZZ_LINK)
 %canon_reldir%_fuzz_json_LDADD = $(FUZZ_LIBS)
-%canon_reldir%_fuzz_cli_numbers_SOURCES = %reldir%/fuzz_cli_numbers.c src/cli/cli.c \
-	src/cli/cli.h $(FUZZ_COMMON)
+%canon_reldir%_fuzz_cli_numbers_SOURCES = %reldir%/fuzz_cli_numbers.c $(FUZZ_CLI) \
+	$(FUZZ_COMMON)
 %canon_reldir%_fuzz_cli_numbers_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_fuzz_cli_numbers_LDFLAGS = $(FUZZ_LINK)
 %canon_reldir%_fuzz_cli_numbers_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
 %canon_reldir%_fuzz_npy_roundtrip_SOURCES = %reldir%/fuzz_npy_roundtrip.c $(FUZZ_COMMON)
 %canon_reldir%_fuzz_npy_roundtrip_LDFLAGS = $(FUZZ_LINK)
 %canon_reldir%_fuzz_npy_roundtrip_LDADD = $(FUZZ_LIBS)
+%canon_reldir%_fuzz_cli_schedule_SOURCES = %reldir%/fuzz_cli_schedule.c $(FUZZ_CLI) \
+	$(FUZZ_COMMON)
+%canon_reldir%_fuzz_cli_schedule_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_fuzz_cli_schedule_LDFLAGS = $(FUZZ_LINK)
+%canon_reldir%_fuzz_cli_schedule_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
+%canon_reldir%_fuzz_data_SOURCES = %reldir%/fuzz_data.c $(FUZZ_COMMON)
+%canon_reldir%_fuzz_data_LDFLAGS = $(FUZZ_LINK)
+%canon_reldir%_fuzz_data_LDADD = $(FUZZ_LIBS)
+%canon_reldir%_fuzz_batch_SOURCES = %reldir%/fuzz_batch.c $(FUZZ_BATCH) $(FUZZ_COMMON)
+%canon_reldir%_fuzz_batch_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_fuzz_batch_LDFLAGS = $(FUZZ_LINK)
+%canon_reldir%_fuzz_batch_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
+%canon_reldir%_fuzz_checkpoint_SOURCES = %reldir%/fuzz_checkpoint.c $(FUZZ_COMMON)
+%canon_reldir%_fuzz_checkpoint_LDFLAGS = $(FUZZ_LINK)
+%canon_reldir%_fuzz_checkpoint_LDADD = $(FUZZ_LIBS)
+%canon_reldir%_fuzz_campaign_SOURCES = %reldir%/fuzz_campaign.c $(FUZZ_BATCH) $(FUZZ_COMMON)
+%canon_reldir%_fuzz_campaign_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_fuzz_campaign_LDFLAGS = $(FUZZ_LINK)
+%canon_reldir%_fuzz_campaign_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES='fuzz_npy ...'] [FUZZ_EXTRA=-runs=N]
 # Runs each harness in turn (one process: the cores are shared) from a working
@@ -99,6 +153,11 @@ fuzz_dict_fuzz_npy = -dict=$(srcdir)/%reldir%/npy.dict
 fuzz_dict_fuzz_safetensors = -dict=$(srcdir)/%reldir%/safetensors.dict
 fuzz_dict_fuzz_json = -dict=$(srcdir)/%reldir%/json.dict
 fuzz_dict_fuzz_cli_numbers = -dict=$(srcdir)/%reldir%/cli_numbers.dict
+fuzz_dict_fuzz_cli_schedule = -dict=$(srcdir)/%reldir%/cli_schedule.dict
+fuzz_dict_fuzz_data = -dict=$(srcdir)/%reldir%/data.dict
+fuzz_seeds_fuzz_batch = $(srcdir)/tests/batch
+fuzz_dict_fuzz_batch = -dict=$(srcdir)/%reldir%/batch.dict
+fuzz_dict_fuzz_checkpoint = -dict=$(srcdir)/%reldir%/checkpoint.dict
 
 fuzz: $(FUZZ_PROGS)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
@@ -108,6 +167,11 @@ fuzz: $(FUZZ_PROGS)
 	      dict='$(fuzz_dict_fuzz_safetensors)';; \
 	    fuzz_json) seeds='$(fuzz_seeds_fuzz_json)'; dict='$(fuzz_dict_fuzz_json)';; \
 	    fuzz_cli_numbers) seeds=; dict='$(fuzz_dict_fuzz_cli_numbers)';; \
+	    fuzz_cli_schedule) seeds=; dict='$(fuzz_dict_fuzz_cli_schedule)';; \
+	    fuzz_data) seeds=; dict='$(fuzz_dict_fuzz_data)';; \
+	    fuzz_batch) seeds='$(fuzz_seeds_fuzz_batch)'; dict='$(fuzz_dict_fuzz_batch)';; \
+	    fuzz_checkpoint) seeds=; dict='$(fuzz_dict_fuzz_checkpoint)';; \
+	    fuzz_campaign) seeds=; dict='$(fuzz_dict_fuzz_batch)';; \
 	    *) seeds=; dict=;; \
 	  esac; \
 	  $(MKDIR_P) fuzz-corpus/$$h fuzz-artifacts; \

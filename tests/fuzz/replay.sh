@@ -34,6 +34,12 @@ replay replay_safetensors "$src/tests/fuzz/corpus/fuzz_safetensors" \
 replay replay_json "$src/tests/fuzz/corpus/fuzz_json" "$src/datasets/fixtures/acct"
 replay replay_cli_numbers "$src/tests/fuzz/corpus/fuzz_cli_numbers"
 replay replay_npy_roundtrip "$src/tests/fuzz/corpus/fuzz_npy_roundtrip"
+replay replay_cli_schedule "$src/tests/fuzz/corpus/fuzz_cli_schedule"
+replay replay_data "$src/tests/fuzz/corpus/fuzz_data"
+replay replay_batch "$src/tests/fuzz/corpus/fuzz_batch" "$src/tests/batch/campaign50.json" \
+    "$src/tests/batch/sigma-sweep.json"
+replay replay_checkpoint "$src/tests/fuzz/corpus/fuzz_checkpoint"
+replay replay_campaign "$src/tests/fuzz/corpus/fuzz_campaign"
 
 # Reproducers of bugs found by fuzzing and reported but not fixed yet
 # (tests/fuzz/open/HARNESS/).  Informational only: some (a single allocation
