@@ -1298,7 +1298,8 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         return EXIT_TEMPFAIL;
     statement(a, stmt, sizeof stmt);
     if (!a->text)
-        snprintf(ema, sizeof ema, "; it releases the parameter average (EMA, decay %g)",
+        snprintf(ema, sizeof ema,
+                 "\nThe DP-SGD runs release the parameter average (EMA, decay %g).",
                  AUDIT_EMA);
     fprintf(f,
             "attnsec audit: privacy / utility / leakage of a %s\n\n"
@@ -1311,7 +1312,7 @@ write_txt(const struct audit *a, const char *grid, int rendered)
             "expected batch %zu (lr %g); each DP-SGD run takes %zu steps of SGD with\n"
             "momentum 0.9 at expected batch %zu (q = %.4g), lr %g, clip C = %g, with\n"
             "sigma calibrated so that the RDP epsilon after the last step is the\n"
-            "target%s.  Both sample with Poisson sampling.\n\n",
+            "target.  Both sample with Poisson sampling.%s\n\n",
             (unsigned long long)a->seed, a->np_steps, a->np_batch, a->np_lr, a->steps,
             a->batch, (double)a->batch / (double)a->ntrain, a->lr, a->clip,
             ema);
