@@ -1193,6 +1193,23 @@ statement(const struct audit *a, char *buf, size_t cap)
             a->ntrain);
 }
 
+/* The first cells of a row of either table: sigma, RDP epsilon and test
+ * accuracy (40 bytes each), and the PLD bracket in e (cap bytes). */
+static void
+privacy_cells(const struct run *r, char *sigma, char *eps_rdp, char *acc, char *e,
+              size_t cap)
+{
+    fmt_num(sigma, 40, r->ok ? r->sigma : NAN, 'f', 3);
+    if (!r->ok)
+        snprintf(e, cap, "n/a");
+    else if (r->target_eps <= 0)
+        snprintf(e, cap, "inf (no privacy)");
+    else
+        snprintf(e, cap, "%.3f-%.3f", r->eps_lo[1], r->eps[1]);
+    fmt_num(eps_rdp, 40, r->ok ? r->eps[0] : NAN, 'f', 3);
+    fmt_num(acc, 40, r->ok ? r->test_acc : NAN, 'f', 3);
+}
+
 /* report.txt of the text audit: the table, and the recovered text. */
 static void
 write_txt_text(const struct audit *a, FILE *f)
@@ -1208,15 +1225,7 @@ write_txt_text(const struct audit *a, FILE *f)
         const struct run *r = &a->runs[i];
         char s[10][40], e[48];
 
-        fmt_num(s[0], 40, r->ok ? r->sigma : NAN, 'f', 3);
-        if (!r->ok)
-            snprintf(e, sizeof e, "n/a");
-        else if (r->target_eps <= 0)
-            snprintf(e, sizeof e, "inf (no privacy)");
-        else
-            snprintf(e, sizeof e, "%.3f-%.3f", r->eps_lo[1], r->eps[1]);
-        fmt_num(s[1], 40, r->ok ? r->eps[0] : NAN, 'f', 3);
-        fmt_num(s[2], 40, r->ok ? r->test_acc : NAN, 'f', 3);
+        privacy_cells(r, s[0], s[1], s[2], e, sizeof e);
         fmt_num(s[3], 40, r->ok ? exp(r->test_loss) : NAN, 'f', 1);
         fmt_num(s[9], 40, r->dlg.ok ? mean_of(r->dlg.bag_acc, r->dlg.nimg) : NAN, 'f', 2);
         if (r->target_eps > 0)
@@ -1330,15 +1339,7 @@ write_txt(const struct audit *a, const char *grid, int rendered)
         const struct run *r = &a->runs[i];
         char s[8][40], e[48];
 
-        fmt_num(s[0], 40, r->ok ? r->sigma : NAN, 'f', 3);
-        if (!r->ok)
-            snprintf(e, sizeof e, "n/a");
-        else if (r->target_eps <= 0)
-            snprintf(e, sizeof e, "inf (no privacy)");
-        else
-            snprintf(e, sizeof e, "%.3f-%.3f", r->eps_lo[1], r->eps[1]);
-        fmt_num(s[1], 40, r->ok ? r->eps[0] : NAN, 'f', 3);
-        fmt_num(s[2], 40, r->ok ? r->test_acc : NAN, 'f', 3);
+        privacy_cells(r, s[0], s[1], s[2], e, sizeof e);
         if (r->target_eps > 0)
             fmt_psnr(s[7], 40, &r->clip_only);
         else
