@@ -52,3 +52,7 @@ BENCH_PROGS += %reldir%/bench_acct
 %canon_reldir%_bench_acct_SOURCES = %reldir%/bench_acct.c
 %canon_reldir%_bench_acct_LDADD = $(BENCH_LIBS)
 CLEANFILES += %reldir%/bench_acct$(EXEEXT)
+
+# Measurement scripts (not speed benchmarks; run by hand, quoted in the man
+# pages they name).
+EXTRA_DIST += %reldir%/dlg_trained_vit.sh
