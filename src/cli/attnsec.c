@@ -146,9 +146,7 @@ main(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            if (optopt != 0)
-                return cli_usage_error("unknown option '-%c'", optopt);
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind >= argc)

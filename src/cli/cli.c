@@ -87,6 +87,27 @@ cli_usage_error(const char *fmt, ...)
 }
 
 int
+cli_option_error(char *const argv[], const struct option *longopts, const char *note)
+{
+    const char *arg = argv[optind - 1];
+    char shown[64], opt[4] = {'-', (char)optopt, '\0', '\0'};
+
+    /* a short option in a cluster (-qZ): name the letter, not the word */
+    if (optopt > 0 && optopt < 128 && strncmp(arg, "--", 2) != 0)
+        arg = opt;
+    asec__printable(shown, sizeof shown, arg);
+    for (const struct option *o = longopts; optopt != 0 && o->name != NULL; o++) {
+        if (o->flag != NULL || o->val != optopt)
+            continue;
+        if (o->has_arg == required_argument)
+            return cli_usage_error("option '%s' requires an argument", shown);
+        if (o->has_arg == no_argument && strchr(arg, '=') != NULL)
+            return cli_usage_error("option '--%s' takes no argument", o->name);
+    }
+    return cli_usage_error("unknown option '%s'%s", shown, note ? note : "");
+}
+
+int
 cli_exit_status(int status)
 {
     switch (status) {

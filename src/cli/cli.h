@@ -6,6 +6,7 @@
 #ifndef ATTNSEC_CLI_H
 #define ATTNSEC_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,12 @@ void cli_error(const char *fmt, ...) ASEC_PRINTF(1, 2);
 void cli_warn(const char *fmt, ...) ASEC_PRINTF(1, 2);
 /* Print the message, then "Try 'attnsec inspect --help' ..."; returns 64. */
 int cli_usage_error(const char *fmt, ...) ASEC_PRINTF(1, 2);
+/* The usage error for getopt_long's '?' (opterr = 0), from optopt and
+ * argv[optind - 1]: "option '--seed' requires an argument", "option
+ * '--json' takes no argument", or "unknown option '--x'" followed by note
+ * (NULL or text such as " (with --corpus)").  Every short option must have
+ * a long form with the same val in longopts.  Returns 64. */
+int cli_option_error(char *const argv[], const struct option *longopts, const char *note);
 /* Print asec_errmsg() (or asec_strerror) as an error; return the exit
  * status for the library status. */
 int cli_fail(int status);

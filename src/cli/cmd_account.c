@@ -416,11 +416,7 @@ parse_args(int argc, char **argv, enum query qy, struct args *a)
             cli_print_version();
             return -1;
         default:
-            if (optopt != 0 && optopt < 256)
-                return cli_usage_error("unknown option '-%c' or missing argument",
-                                       optopt);
-            return cli_usage_error("unknown option '%s' or missing argument",
-                                   argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
         if (rc != 0)
             return rc;

@@ -497,9 +497,7 @@ cmd_attack_attn_invert(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            if (optopt != 0 && optopt < 256)
-                return cli_usage_error("unknown or incomplete option '-%c'", optopt);
-            return cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)

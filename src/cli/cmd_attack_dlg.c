@@ -759,7 +759,7 @@ parse_args(struct dlg_cfg *cf, int argc, char **argv)
         case 'V':
             return cli_print_version() == 0 ? -1 : EXIT_SOFTWARE;
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, lo, NULL);
         }
         if (rc != 0)
             return EXIT_USAGE;

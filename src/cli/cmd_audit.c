@@ -1797,9 +1797,7 @@ cmd_audit(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            if (optopt != 0 && optopt != '?' && strchr("oeTbCnrs", optopt) != NULL)
-                return cli_usage_error("option '-%c' requires an argument", optopt);
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
         if (st != 0)
             return st;

@@ -302,7 +302,7 @@ cmd_batch_plan(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind != argc - 1 || out == NULL)
@@ -917,7 +917,7 @@ cmd_batch_run(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind != argc - 1)
@@ -1206,7 +1206,7 @@ cmd_batch_status(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind != argc - 1)
@@ -1591,7 +1591,7 @@ cmd_batch_merge(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind != argc - 1)

@@ -79,7 +79,7 @@ cmd_data_list(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)
@@ -220,7 +220,7 @@ cmd_data_export(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (argc - optind != 1)

@@ -149,13 +149,6 @@ copyright_common_option(struct copyright_common *o, int c, const char *arg, int 
     }
 }
 
-int
-copyright_unknown_option(char **argv, const char *mode)
-{
-    if (optopt != 0 && optopt < 256)
-        return cli_usage_error("unknown option '-%c'", optopt);
-    return cli_usage_error("unknown option '%s'%s", argv[optind - 1], mode);
-}
 
 int
 copyright_common_finish(const struct copyright_common *o, int argc, char **argv)
@@ -333,7 +326,7 @@ cmd_defend_copyright(int argc, char **argv)
             case 1:
                 break;
             case 0:
-                return copyright_unknown_option(argv, "");
+                return cli_option_error(argv, longopts, NULL);
             default:
                 return status;
             }

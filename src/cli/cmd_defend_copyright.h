@@ -62,10 +62,6 @@ int copyright_parse_list(const char *opt, const char *text, double lo, double hi
 int copyright_common_option(struct copyright_common *o, int c, const char *arg,
                             int *status);
 
-/* The usage error for an unknown option, after getopt_long() returned
- * '?' (or a value the mode does not handle); returns 64. */
-int copyright_unknown_option(char **argv, const char *mode);
-
 /* After parsing: no operand left, --output given.  0 or 64. */
 int copyright_common_finish(const struct copyright_common *o, int argc, char **argv);
 

@@ -474,7 +474,7 @@ cmd_defend_copyright_corpus(int argc, char **argv)
             case 1:
                 break;
             case 0:
-                return copyright_unknown_option(argv, " (with --corpus)");
+                return cli_option_error(argv, longopts, " (with --corpus)");
             default:
                 return status;
             }

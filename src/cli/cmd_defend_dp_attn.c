@@ -313,8 +313,7 @@ parse_args(struct args *a, int argc, char **argv)
         case 'v': cli_verbosity = 2; break;
         case 'h': dp_attn_help(); return -1;
         case 'V': cli_print_version(); return -1;
-        case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("unrecognized option '%s'", argv[optind - 1]);
+        default: return cli_option_error(argv, longopts, NULL); /* also ':' */
         }
     }
     if (optind < argc)

@@ -1097,9 +1097,7 @@ cmd_defend_dpsgd(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            if (optopt != 0 && optopt < 256)
-                return cli_usage_error("unknown option '-%c'", optopt);
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)

@@ -309,9 +309,7 @@ cmd_inspect(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            if (optopt != 0)
-                return cli_usage_error("unknown option '-%c'", optopt);
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind >= argc)

@@ -264,7 +264,7 @@ cmd_model_init(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)
@@ -410,7 +410,7 @@ cmd_model_info(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (argc - optind != 1)
@@ -702,7 +702,7 @@ cmd_model_grad(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)
@@ -865,7 +865,7 @@ cmd_model_eval(int argc, char **argv)
         case 'V':
             return cli_print_version();
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)

@@ -260,12 +260,8 @@ parse_args(struct args *a, int argc, char **argv)
         case 'V':
             cli_print_version();
             return -1;
-        case ':':
-            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt != 0)
-                return cli_usage_error("unknown option '-%c'", optopt);
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: /* ':' too: a missing argument */
+            return cli_option_error(argv, longopts, NULL);
         }
     }
     if (optind < argc)

@@ -27,6 +27,22 @@ list_commands | while read -r group method; do
         echo "FAIL: '$group $method' usage error does not start with 'attnsec $group': $(cat "$scratch/e")" >&2
         echo x >>"$scratch/failed"
     }
+    grep -q "unknown option '--no-such-option'" "$scratch/e" || {
+        echo "FAIL: '$group $method --no-such-option': $(head -n 1 "$scratch/e")" >&2
+        echo x >>"$scratch/failed"
+    }
+    # shellcheck disable=SC2086
+    "$ATTNSEC" $group $method --help=x >/dev/null 2>"$scratch/e"
+    grep -q "option '--help' takes no argument" "$scratch/e" || {
+        echo "FAIL: '$group $method --help=x': $(head -n 1 "$scratch/e")" >&2
+        echo x >>"$scratch/failed"
+    }
+done
+# A known option without its argument is named as such, not as unknown.
+for cmd in "model init --arch=vit --seed" "defend dpsgd -T" "audit --steps" \
+    "account epsilon -q" "release -i" "defend dp-attn -e" "batch run -j"; do
+    # shellcheck disable=SC2086
+    run 64 "$ATTNSEC" $cmd && stderr_has "option '${cmd##* }' requires an argument" "$cmd"
 done
 # Every group with methods rejects an unknown method.
 for group in $(list_commands | awk 'NF == 2 { print $1 }' | sort -u); do
