@@ -54,6 +54,10 @@ void fuzz_scratch_remove(void);
  * valid until the next call.  Aborts if the file cannot be written. */
 const char *fuzz_put_file(const uint8_t *data, size_t size);
 
+/* Create (or truncate) the file at path and write buf[0 .. n-1] into it.
+ * Aborts if it cannot. */
+void fuzz_write_file(const char *path, const void *buf, size_t n);
+
 /* Check the failure contract of a call that read the file at path:
  * status is one of the allowed ones (a bit mask of fuzz_bit(ASEC_E*)),
  * and asec_errmsg() is one non-empty line that starts with "path: "

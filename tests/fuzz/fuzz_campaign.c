@@ -56,22 +56,9 @@ static void
 put(const char *dir, const char *name, const void *buf, size_t n)
 {
     char path[600];
-    const unsigned char *p = buf;
-    int fd;
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        fuzz_bug("cannot create %s: %s", path, strerror(errno));
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w <= 0)
-            fuzz_bug("cannot write %s: %s", path, strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
-    close(fd);
+    fuzz_write_file(path, buf, n);
 }
 
 /* The non-empty lines of t (what strtok_r at '\n' yields). */

@@ -93,6 +93,25 @@ fuzz_scratch(void)
     return scratch;
 }
 
+void
+fuzz_write_file(const char *path, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        fuzz_bug("cannot create %s: %s", path, strerror(errno));
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w <= 0)
+            fuzz_bug("cannot write %s: %s", path, strerror(errno));
+        p += w;
+        n -= (size_t)w;
+    }
+    close(fd);
+}
+
 const char *
 fuzz_put_file(const uint8_t *data, size_t size)
 {

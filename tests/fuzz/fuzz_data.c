@@ -54,25 +54,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void
-put(const char *path, const void *buf, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    const unsigned char *p = buf;
-
-    if (fd < 0)
-        fuzz_bug("cannot create %s: %s", path, strerror(errno));
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w <= 0)
-            fuzz_bug("cannot write %s: %s", path, strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
-    close(fd);
-}
-
 /* A .npy v1.0 of a 1-d array: '<i8' ids, or '<f8' values. */
 static size_t
 make_npy(unsigned char *out, const double *v, size_t n, int f8)
@@ -194,7 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_bug("mkdir %s: %s", dir, strerror(errno));
     snprintf(vpath, sizeof vpath, "%s/vocab.txt", dir);
     snprintf(tpath, sizeof tpath, "%s/%s_tokens.npy", dir, split);
-    put(vpath, vocab, vlen);
+    fuzz_write_file(vpath, vocab, vlen);
     if (!(mode & 1)) {
         size_t v = lines > 0 ? lines : 1;
 
@@ -208,9 +189,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ids[nmade++] = 0.5;
             bad_made = 1;
         }
-        put(tpath, made, make_npy(made, ids, nmade, (mode & 4) != 0));
+        fuzz_write_file(tpath, made, make_npy(made, ids, nmade, (mode & 4) != 0));
     } else if (tok != NULL) {
-        put(tpath, tok, tlen);
+        fuzz_write_file(tpath, tok, tlen);
     }
 
     rc = asec_data_load(&d, fuzz_scratch(), "kjv", split);
