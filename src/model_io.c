@@ -223,7 +223,9 @@ parse_value(asec_model_arch *a, int k, json_t *v)
     case K_LN_EPS:
         if (!json_is_number(v))
             ASEC_FAIL(ASEC_EFORMAT, "architecture: '%s' is not a number", arch_keys[k]);
-        *(k == K_SCALE ? &a->scale : &a->ln_eps) = json_number_value(v);
+        /* + 0.0 turns -0 into 0: the sign of a zero means nothing here, and
+         * the text "-0" would read back as the integer 0 */
+        *(k == K_SCALE ? &a->scale : &a->ln_eps) = json_number_value(v) + 0.0;
         return ASEC_OK;
     default: {
         size_t *dst[] = {[K_CHANNELS] = &a->channels, [K_LAYERS] = &a->layers,

@@ -1171,6 +1171,7 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_safetensors/d7af0a7a76c374d5c989f00d820f9f1b335bd256 \
 	%reldir%/corpus/fuzz_safetensors/d8c909eb88f6692c97253edcdb322001326740c8 \
 	%reldir%/corpus/fuzz_safetensors/d99b5b3f31362ce18377915939b683cf67c21a61 \
+	%reldir%/corpus/fuzz_safetensors/d9c944148747066c11d09cf94d6211e7c9f55e85 \
 	%reldir%/corpus/fuzz_safetensors/dae02390fc1239f347718ad7990eb1d393810d6c \
 	%reldir%/corpus/fuzz_safetensors/db82b1f64f94b3edcf72594241514d185c86d84d \
 	%reldir%/corpus/fuzz_safetensors/dc46ea5e717b67c5bc29a508a4310dc4f4640181 \
