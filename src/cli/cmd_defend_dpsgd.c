@@ -1454,7 +1454,7 @@ cmd_defend_dpsgd(int argc, char **argv)
 
         /* report.txt: the privacy statement (TF Privacy style). */
         {
-            char *tb = NULL;
+            char *tb = NULL, sched[64];
             size_t tl = 0;
 
             txt = open_memstream(&tb, &tl);
@@ -1468,11 +1468,20 @@ cmd_defend_dpsgd(int argc, char **argv)
                     "Model:     default vit on digits, %zu parameters; %zu training "
                     "images\n",
                     info.params, train->n);
+            if (o.schedule == ASEC_DPSGD_COSINE)
+                snprintf(sched, sizeof sched, " on a cosine to %g", o.lr_final);
+            else
+                snprintf(sched, sizeof sched, " constant");
             fprintf(txt,
-                    "Training:  %" PRIu64 " of %zu steps, %s, lr %g, expected batch "
-                    "%zu (q = %.6g), %s sampling\n",
-                    done_steps, o.steps, asec_dpsgd_optim_name(o.optim), o.lr, o.batch,
-                    info.q, asec_dpsgd_sampling_name(o.sampling));
+                    "Training:  %" PRIu64 " of %zu steps, %s, lr %g%s,\n"
+                    "           expected batch %zu (q = %.6g), %s sampling\n",
+                    done_steps, o.steps, asec_dpsgd_optim_name(o.optim), o.lr, sched,
+                    o.batch, info.q, asec_dpsgd_sampling_name(o.sampling));
+            if (o.ema > 0.0)
+                fprintf(txt, "Released:  the parameter average (EMA, decay %g; "
+                             "post-processing)\n", o.ema);
+            else
+                fprintf(txt, "Released:  the last iterate\n");
             fprintf(txt,
                     "Utility:   test accuracy %.4f (loss %.4f); train accuracy %.4f "
                     "(loss %.4f)\n\n",
