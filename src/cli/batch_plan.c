@@ -209,6 +209,36 @@ batch_path_join(const char *a, const char *b, const char *c)
 
 /* ------------------------------------------------------------ validation */
 
+/* experiments[e].key of x, when present: an array of strings (what: "strings"
+ * or "paths"), each at most maxlen bytes (0: any length).  Returns 0 or 78. */
+static int
+check_string_array(const char *mpath, size_t e, json_t *x, const char *key,
+                   const char *what, size_t maxlen)
+{
+    json_t *v = json_object_get(x, key), *a;
+    size_t i;
+
+    if (v == NULL)
+        return 0;
+    if (!json_is_array(v)) {
+        cli_error("%s: experiments[%zu].%s must be an array of %s", mpath, e, key, what);
+        return EXIT_CONFIG;
+    }
+    json_array_foreach(v, i, a)
+    {
+        if (!json_is_string(a) || (maxlen > 0 && strlen(json_string_value(a)) > maxlen)) {
+            if (maxlen > 0)
+                cli_error("%s: experiments[%zu].%s[%zu] must be a string of at most %zu "
+                          "bytes",
+                          mpath, e, key, i, maxlen);
+            else
+                cli_error("%s: experiments[%zu].%s[%zu] must be a path", mpath, e, key, i);
+            return EXIT_CONFIG;
+        }
+    }
+    return 0;
+}
+
 /* One experiment of the manifest: check its fields.  Returns 0 or 78. */
 static int
 check_experiment(const char *mpath, size_t e, json_t *x, size_t max_tasks)
@@ -218,6 +248,7 @@ check_experiment(const char *mpath, size_t e, json_t *x, size_t max_tasks)
     const char *k;
     json_t *v;
     char q[256];
+    int st;
 
     if (!json_is_object(x)) {
         cli_error("%s: experiments[%zu] is not an object", mpath, e);
@@ -240,25 +271,8 @@ check_experiment(const char *mpath, size_t e, json_t *x, size_t max_tasks)
                   mpath, e);
         return EXIT_CONFIG;
     }
-    v = json_object_get(x, "args");
-    if (v != NULL) {
-        size_t i;
-        json_t *a;
-
-        if (!json_is_array(v)) {
-            cli_error("%s: experiments[%zu].args must be an array of strings", mpath, e);
-            return EXIT_CONFIG;
-        }
-        json_array_foreach(v, i, a)
-        {
-            if (!json_is_string(a) || strlen(json_string_value(a)) > BATCH_MAX_ARG_LEN) {
-                cli_error("%s: experiments[%zu].args[%zu] must be a string of at most "
-                          "%d bytes",
-                          mpath, e, i, BATCH_MAX_ARG_LEN);
-                return EXIT_CONFIG;
-            }
-        }
-    }
+    if ((st = check_string_array(mpath, e, x, "args", "strings", BATCH_MAX_ARG_LEN)) != 0)
+        return st;
     v = json_object_get(x, "grid");
     if (v != NULL) {
         json_t *vals;
@@ -322,23 +336,8 @@ check_experiment(const char *mpath, size_t e, json_t *x, size_t max_tasks)
             return EXIT_CONFIG;
         }
     }
-    v = json_object_get(x, "inputs");
-    if (v != NULL) {
-        size_t i;
-        json_t *a;
-
-        if (!json_is_array(v)) {
-            cli_error("%s: experiments[%zu].inputs must be an array of paths", mpath, e);
-            return EXIT_CONFIG;
-        }
-        json_array_foreach(v, i, a)
-        {
-            if (!json_is_string(a)) {
-                cli_error("%s: experiments[%zu].inputs[%zu] must be a path", mpath, e, i);
-                return EXIT_CONFIG;
-            }
-        }
-    }
+    if ((st = check_string_array(mpath, e, x, "inputs", "paths", 0)) != 0)
+        return st;
     v = json_object_get(x, "dp_release");
     if (v != NULL && !json_is_boolean(v)) {
         cli_error("%s: experiments[%zu].dp_release must be true or false", mpath, e);
