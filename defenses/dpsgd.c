@@ -149,18 +149,26 @@ scaled_norm2(const double *v, size_t n, double s)
     return (a0 + a1) + (a2 + a3);
 }
 
-/* The same in long double, for vectors whose squares overflow double. */
-static long double
-scaled_norm2l(const double *v, size_t n, double s)
+/* ||v|| for finite v whose squares overflow double: M sqrt(sum (v[i]/M)^2)
+ * with M = max |v[i]|, so every term is at most 1 and nothing overflows.
+ * Within a few ulps; it only seeds the scale that clip_scale then
+ * verifies.  (Not long double: valgrind runs x87 arithmetic in 64 bits,
+ * where these squares overflow again.) */
+static double
+max_scaled_norm(const double *v, size_t n)
 {
-    long double acc = 0.0L;
+    double M = 0.0, acc = 0.0;
 
+    for (size_t i = 0; i < n; i++)
+        M = fmax(M, fabs(v[i]));
+    if (M == 0.0)
+        return 0.0;
     for (size_t i = 0; i < n; i++) {
-        long double w = (long double)(s * v[i]);
+        double w = v[i] / M;
 
         acc += w * w;
     }
-    return acc;
+    return M * sqrt(acc);
 }
 
 /* The verified clipping factor of RELIABILITY.md 3.2 step 1 for v (n
@@ -188,19 +196,18 @@ clip_scale(const double *v, size_t n, double clip, double *norm, double *s_out)
     lim = clip * clip * (1.0 - DBL_EPSILON);
     f = 1.0 + gam + 4.0 * DBL_EPSILON;
     if (!isfinite(n2)) {
-        long double l2;
+        double nv;
 
         for (size_t i = 0; i < n; i++)
             if (!isfinite(v[i]))
                 ASEC_FAIL(ASEC_ENUMERIC, "gradient entry %zu is %g", i, v[i]);
-        /* Finite entries whose squares overflow double: long double has
-         * the range for them (> DBL_MAX^2).  The bound is then checked on
-         * the scaled vector (one more pass; this never happens in
-         * training). */
-        l2 = scaled_norm2l(v, n, 1.0);
+        /* Finite entries whose squares overflow double: the norm by
+         * max-scaling, then the bound checked on the scaled vector (more
+         * passes; this never happens in training). */
+        nv = max_scaled_norm(v, n);
         if (norm != NULL)
-            *norm = (double)sqrtl(l2);
-        s = (double)((long double)clip / sqrtl(l2)) * (1.0 - 2.0 * gam);
+            *norm = nv;
+        s = clip / nv * (1.0 - 2.0 * gam);
         while (s > 0.0 && scaled_norm2(v, n, s) * (1.0 + gam) > lim)
             s = nextafter(s * (1.0 - 2.0 * gam), 0.0);
         *s_out = s;
