@@ -77,6 +77,14 @@ bin_PROGRAMS += %reldir%/cli/attnsec
 	%reldir%/cli/cmd_batch.c \
 	%reldir%/cli/batch_plan.h \
 	%reldir%/cli/batch_plan.c \
+	%reldir%/cli/batch_result.h \
+	%reldir%/cli/batch_result.c \
+	%reldir%/cli/ledger.h \
+	%reldir%/cli/ledger.c \
+	%reldir%/cli/curve.h \
+	%reldir%/cli/curve.c \
+	%reldir%/cli/slurp.h \
+	%reldir%/cli/slurp.c \
 	%reldir%/cli/cmd_audit.c \
 	%reldir%/cli/cmd_audit_text.c \
 	%reldir%/cli/audit.h \

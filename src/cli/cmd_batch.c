@@ -36,16 +36,18 @@
 
 #include "attnsec/attnsec.h"
 #include "batch_plan.h"
+#include "batch_result.h"
 #include "cli.h"
 #include "commands.h"
 #include "printable.h"
+#include "slurp.h"
 
 /* Caps on manifests and plans (RELIABILITY.md §5.5; the manifest's in
  * batch_plan.h). */
 #define MANIFEST_MAX_BYTES BATCH_MANIFEST_MAX_BYTES
 #define MAX_TASKS BATCH_MAX_TASKS
 #define TASKS_MAX_BYTES BATCH_TASKS_MAX_BYTES
-#define RESULT_MAX_BYTES ((size_t)64 << 20)
+#define RESULT_MAX_BYTES BATCH_RESULT_MAX_BYTES
 #define ID_BYTES BATCH_ID_BYTES
 
 /* ------------------------------------------------------------- commands */
@@ -185,60 +187,12 @@ fmt_double(char *buf, size_t cap, double v)
 /* ------------------------------------------------------------- campaign */
 
 /* Result validity: the file parses, its checksum matches and its task is
- * this task.  Returns 1 valid, 0 absent, -1 present but invalid.  With
- * out, the parsed result is returned (valid only). */
+ * this task (batch_result.c).  Returns 1 valid, 0 absent, -1 present but
+ * invalid.  With out, the parsed result is returned (valid only). */
 static int
 result_check(const struct batch_campaign *c, const struct batch_task *t, json_t **out)
 {
-    char *p = batch_path_join(c->dir, "results", NULL), *q;
-    json_t *r = NULL, *copy;
-    const char *sum;
-    char *text, hx[65];
-    int st, ok;
-
-    if (out != NULL)
-        *out = NULL;
-    if (p == NULL)
-        return -1;
-    q = malloc(strlen(p) + strlen(t->id) + 8);
-    if (q == NULL) {
-        free(p);
-        return -1;
-    }
-    sprintf(q, "%s/%s.json", p, t->id);
-    free(p);
-    if (access(q, F_OK) != 0) {
-        free(q);
-        return 0;
-    }
-    st = batch_load_json(q, RESULT_MAX_BYTES, &r, 1);
-    free(q);
-    if (st != 0)
-        return -1;
-    if (json_unpack(r, "{s:{s:s}}", "checksum", "blake2b_256", &sum) != 0 ||
-        !json_equal(json_object_get(r, "task"), t->obj)) {
-        json_decref(r);
-        return -1;
-    }
-    copy = json_copy(r);
-    json_object_del(copy, "checksum");
-    text = batch_canonical(copy);
-    json_decref(copy);
-    ok = text != NULL;
-    if (ok) {
-        batch_hash_hex(hx, text, strlen(text), 32);
-        ok = strcmp(hx, sum) == 0;
-    }
-    free(text);
-    if (!ok) {
-        json_decref(r);
-        return -1;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        json_decref(r);
-    return 1;
+    return batch_result_check(c->dir, t, RESULT_MAX_BYTES, out);
 }
 
 /* ----------------------------------------------------------------- plan */
@@ -464,6 +418,22 @@ parse_index_list(const char *text, size_t n, unsigned char *mask)
     return 0;
 }
 
+/* The holder of a lock file, "HOST PID\n" (batch_result.c): 1 and host and
+ * *pid, or 0 when it cannot be read or is not that. */
+static int
+read_lock(const char *path, char host[256], long *pid)
+{
+    char *buf;
+    size_t len;
+    int ok;
+
+    if (slurp_regular(path, BATCH_LOCK_MAX_BYTES, &buf, &len) != SLURP_OK)
+        return 0;
+    ok = batch_lock_parse(buf, len, host, pid);
+    free(buf);
+    return ok;
+}
+
 /* Take DIR/locks/ID.lock for this process.  0 taken, 1 held by a live
  * process (holder in who), -1 error. */
 static int
@@ -485,15 +455,10 @@ lock_take(const char *path, char *who, size_t cap)
         if (errno != EEXIST)
             return -1;
         {
-            FILE *f = fopen(path, "r");
             char h[256];
             long pid;
-            int got = 0;
+            int got = read_lock(path, h, &pid);
 
-            if (f != NULL) {
-                got = fscanf(f, "%255s %ld", h, &pid) == 2;
-                fclose(f);
-            }
             if (got && strcmp(h, host) == 0 && kill((pid_t)pid, 0) != 0 &&
                 errno == ESRCH) {
                 unlink(path); /* stale: its owner is gone */
@@ -515,14 +480,10 @@ lock_release(const char *path, pid_t pid)
 {
     char host[256] = "", h[256];
     long p;
-    FILE *f = fopen(path, "r");
-    int mine = 0;
+    int mine;
 
-    if (f == NULL)
-        return;
     gethostname(host, sizeof host - 1);
-    mine = fscanf(f, "%255s %ld", h, &p) == 2 && strcmp(h, host) == 0 && p == (long)pid;
-    fclose(f);
+    mine = read_lock(path, h, &p) && strcmp(h, host) == 0 && p == (long)pid;
     if (mine)
         unlink(path);
 }
@@ -597,69 +558,15 @@ clean_campaign(const struct batch_campaign *c)
     return n;
 }
 
-/* Build the result of a finished task from its work directory. */
-static json_t *
-build_result(const struct batch_task *t, const char *work, int exit_status)
-{
-    char *rp = batch_path_join(work, "report.json", NULL),
-         *sp = batch_path_join(work, "stdout.txt", NULL);
-    json_t *rep = NULL, *res = NULL, *rng = json_null(), *r;
-    char *text = NULL, hx[65];
-    size_t len;
-
-    if (rp == NULL || sp == NULL)
-        goto fail;
-    if (batch_load_json(rp, RESULT_MAX_BYTES, &rep, 1) == 0 && json_is_object(rep)) {
-        res = json_incref(json_object_get(rep, "results"));
-        if (json_object_get(rep, "rng") != NULL)
-            rng = json_deep_copy(json_object_get(rep, "rng"));
-        if (res == NULL)
-            res = json_object();
-    } else if (batch_slurp(sp, RESULT_MAX_BYTES, &text, &len, 1) == 0) {
-        res = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-        if (res == NULL)
-            res = json_pack("{s:s}", "stdout", text);
-    } else
-        res = json_object();
-    r = json_pack("{s:i, s:O, s:s, s:s, s:o, s:o, s:i}", "schema_version",
-                  BATCH_SCHEMA_VERSION, "task", t->obj, "task_id", t->id, "tool_version",
-                  PACKAGE_VERSION, "results", res, "rng", rng, "exit_status",
-                  exit_status);
-    res = rng = NULL;
-    if (r == NULL)
-        goto fail;
-    free(text);
-    text = batch_canonical(r);
-    if (text == NULL) {
-        json_decref(r);
-        goto fail;
-    }
-    batch_hash_hex(hx, text, strlen(text), 32);
-    json_object_set_new(r, "checksum", json_pack("{s:s}", "blake2b_256", hx));
-    free(text);
-    free(rp);
-    free(sp);
-    json_decref(rep);
-    return r;
-fail:
-    free(text);
-    free(rp);
-    free(sp);
-    json_decref(rep);
-    json_decref(res);
-    json_decref(rng);
-    return NULL;
-}
-
 /* The child: run task t in process, write its result.  Returns the exit
  * status of the child. */
 static int
 child_run(const struct batch_campaign *c, const struct batch_task *t, int force)
 {
     char *lock = NULL, *work = NULL, *outp = NULL, *errp = NULL, *resp = NULL;
-    char **av = NULL, who[300];
-    json_t *argv = json_object_get(t->obj, "argv"), *a, *r = NULL;
-    size_t ac = json_array_size(argv), i, nw = 0;
+    char **av = NULL, who[300], *rtext = NULL;
+    json_t *argv = json_object_get(t->obj, "argv"), *a;
+    size_t ac = json_array_size(argv), i, nw = 0, rlen;
     int st = 0, fd_out = -1, fd_err = -1, save_out = -1, save_err = -1, lk;
     cli_fn fn;
 
@@ -798,13 +705,14 @@ child_run(const struct batch_campaign *c, const struct batch_task *t, int force)
                   errp);
         goto done;
     }
-    r = build_result(t, work, st);
-    if (r == NULL) {
-        cli_error("task %zu: out of memory building its result", t->index);
-        st = EXIT_TEMPFAIL;
+    st = batch_result_build(&rtext, &rlen, t, work, st, RESULT_MAX_BYTES);
+    if (st != 0)
         goto done;
+    {
+        int rc = asec_afile_write_all(resp, rtext, rlen);
+
+        st = rc == ASEC_OK ? 0 : cli_fail(rc);
     }
-    st = write_json(resp, r, 0);
 done:
     if (fd_out >= 0)
         close(fd_out);
@@ -820,7 +728,7 @@ done:
         for (i = 0; i < ac; i++)
             free(av[i]);
     free(av);
-    json_decref(r);
+    free(rtext);
     free(lock);
     free(work);
     free(outp);

@@ -27,6 +27,7 @@
 #include "attnsec/attnsec.h"
 #include "cli.h"
 #include "commands.h"
+#include "curve.h"
 
 /* The defaults of the digits demo (attnsec-defend(1)), tuned at epsilon 8
  * (issue 8): momentum 0.9 on clipped gradients at the constant rate DEF_LR,
@@ -160,35 +161,6 @@ sync_released(asec_model *rel, const asec_dpsgd *d)
     if (a != NULL)
         memcpy(asec_model_params(rel), a, asec_model_param_count(rel) * sizeof(double));
 }
-
-/* Keep the curve rows of steps <= step from an earlier curve.csv (resume). */
-static int
-load_curve(struct text *t, const char *path, uint64_t step)
-{
-    FILE *f = fopen(path, "r");
-    char line[1024];
-
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof line, f) != NULL) {
-        unsigned long long s;
-
-        if (strncmp(line, "step,", 5) == 0)
-            continue;
-        if (sscanf(line, "%llu,", &s) != 1 || s > step)
-            continue;
-        if (text_add(t, "%s", line) != 0) {
-            fclose(f);
-            return -1;
-        }
-    }
-    fclose(f);
-    return 0;
-}
-
-#define CURVE_HEADER                                                                     \
-    "step,batch,train_loss,grad_norm,mean_norm,clipped_frac,epsilon,test_loss,"          \
-    "test_accuracy\n"
 
 /* Write curve.csv and curve.dat from the rows. */
 static int
@@ -1237,11 +1209,10 @@ cmd_defend_dpsgd(int argc, char **argv)
         }
         start_step = asec_dpsgd_steps_done(d);
         snprintf(path, sizeof path, "%s/curve.csv", outdir);
-        if (load_curve(&curve, path, start_step) != 0) {
-            cli_error("out of memory reading %s", path);
-            status = EXIT_TEMPFAIL;
+        /* Only the rows of a well-formed curve.csv are carried over. */
+        if ((status = curve_load(path, start_step, &curve.p, &curve.len, &curve.cap)) !=
+            0)
             goto done;
-        }
         if (cli_verbosity >= 1)
             fprintf(stderr, "attnsec defend dpsgd: resuming at step %" PRIu64 " of %zu\n",
                     start_step, o.steps);
@@ -1277,9 +1248,8 @@ cmd_defend_dpsgd(int argc, char **argv)
                 status = cli_fail(rc);
                 goto done;
             }
-            if (text_add(&curve, "%" PRIu64 ",%zu,%.9g,%.9g,%.9g,%.6g,%.9g,%.9g,%.6g\n",
-                         k, st.batch, st.loss, st.grad_norm, st.mean_norm,
-                         st.clipped_frac, eps, tl, ta) != 0) {
+            if (text_add(&curve, CURVE_ROW_FORMAT, k, st.batch, st.loss, st.grad_norm,
+                         st.mean_norm, st.clipped_frac, eps, tl, ta) != 0) {
                 cli_error("out of memory for the training curve");
                 status = EXIT_TEMPFAIL;
                 goto done;
@@ -1291,8 +1261,10 @@ cmd_defend_dpsgd(int argc, char **argv)
                         k, st.batch, st.loss, tl, ta, eps);
         }
         if (ckpt_every > 0 && k % ckpt_every == 0 && k < o.steps) {
-            if ((rc = asec_dpsgd_checkpoint_save(d, ckpt)) != ASEC_OK ||
-                (rc = write_curve(outdir, &curve)) != ASEC_OK) {
+            /* The curve first: a kill between the two leaves rows past the
+             * checkpoint, which --resume drops, rather than a row lost. */
+            if ((rc = write_curve(outdir, &curve)) != ASEC_OK ||
+                (rc = asec_dpsgd_checkpoint_save(d, ckpt)) != ASEC_OK) {
                 status = cli_fail(rc);
                 goto done;
             }

@@ -32,12 +32,8 @@
 #include "attnsec/attnsec.h"
 #include "cli.h"
 #include "commands.h"
+#include "ledger.h"
 #include "printable.h"
-
-#define LEDGER_FORMAT "attnsec-ledger"
-#define LEDGER_VERSION 1
-#define LEDGER_MAX_BYTES ((size_t)64 << 20)
-#define LEDGER_MAX_ENTRIES 1000000
 
 enum {
     OPT_SENSITIVITY = 256,
@@ -302,16 +298,7 @@ parse_args(struct args *a, int argc, char **argv)
 
 /* ------------------------------------------------------------ the ledger
  *
- * LEDGER is a JSON object {"format": "attnsec-ledger", "version": 1,
- * "entries": [...]}; each entry records one release (attnsec-release(1),
- * FILES).  Composition uses, per entry, "mechanism" and either "rho"
- * (gaussian: a rho-zCDP event) or "epsilon" (laplace: a pure event). */
-
-struct ledger {
-    json_t *root;    /* owned */
-    json_t *entries; /* borrowed from root */
-    int lock_fd;     /* -1 when unlocked */
-};
+ * Reading and composing: ledger.c.  Here: the lock and the write. */
 
 /* Exclusive lock on LEDGER.lock (never renamed, so every writer locks the
  * same inode; the ledger itself is replaced by rename). */
@@ -354,177 +341,7 @@ ledger_close(struct ledger *l)
     if (l->lock_fd >= 0)
         close(l->lock_fd); /* releases the lock */
     l->lock_fd = -1;
-    json_decref(l->root);
-    l->root = NULL;
-}
-
-static int
-ledger_bad(const char *path, size_t i, const char *what)
-{
-    cli_error("%s: entries[%zu]: %s", path, i, what);
-    return EXIT_DATAERR;
-}
-
-/* Read and check LEDGER; a missing file is an empty ledger. */
-static int
-ledger_read(struct ledger *l, const char *path)
-{
-    struct stat st;
-    json_error_t err;
-    json_t *fmt, *ver;
-
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT) {
-            cli_error("%s: %s", path, strerror(errno));
-            return EXIT_NOINPUT;
-        }
-        l->root = json_pack("{s:s, s:i, s:[]}", "format", LEDGER_FORMAT, "version",
-                            LEDGER_VERSION, "entries");
-        if (l->root == NULL) {
-            cli_error("out of memory");
-            return EXIT_TEMPFAIL;
-        }
-        l->entries = json_object_get(l->root, "entries");
-        return 0;
-    }
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > LEDGER_MAX_BYTES) {
-        cli_error("%s: not a regular file of at most %zu bytes", path, LEDGER_MAX_BYTES);
-        return EXIT_DATAERR;
-    }
-    l->root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (l->root == NULL) {
-        char text[4 * sizeof err.text]; // jansson quotes the ledger's bytes
-
-        cli_error("%s:%d:%d: %s", path, err.line, err.column,
-                  asec__printable(text, sizeof text, err.text));
-        return EXIT_DATAERR;
-    }
-    fmt = json_object_get(l->root, "format");
-    ver = json_object_get(l->root, "version");
-    l->entries = json_object_get(l->root, "entries");
-    if (!json_is_object(l->root) || !json_is_string(fmt) ||
-        strcmp(json_string_value(fmt), LEDGER_FORMAT) != 0 || !json_is_integer(ver) ||
-        json_integer_value(ver) != LEDGER_VERSION || !json_is_array(l->entries)) {
-        cli_error("%s: not an attnsec ledger (format \"%s\", version %d, with entries)",
-                  path, LEDGER_FORMAT, LEDGER_VERSION);
-        return EXIT_DATAERR;
-    }
-    if (json_array_size(l->entries) >= LEDGER_MAX_ENTRIES) {
-        cli_error("%s: %zu entries; a ledger holds at most %d", path,
-                  json_array_size(l->entries), LEDGER_MAX_ENTRIES - 1);
-        return EXIT_DATAERR;
-    }
-    return 0;
-}
-
-/* A finite number >= 0 under key, or -1. */
-static double
-entry_num(json_t *e, const char *key)
-{
-    json_t *v = json_object_get(e, key);
-    double x;
-
-    if (!json_is_number(v))
-        return -1;
-    x = json_number_value(v);
-    return isfinite(x) && x >= 0 ? x : -1;
-}
-
-/* The composed guarantee of the ledger's entries plus the planned one. */
-struct composed {
-    double epsilon; /* at delta; INFINITY when no bound fits delta */
-    double delta;
-    const char *method;
-    size_t entries;
-};
-
-static int
-ledger_compose(const struct ledger *l, const char *path, const asec_noise_result *plan,
-               asec_noise_mech mech, double delta, struct composed *out)
-{
-    asec_acct *acct = NULL;
-    asec_acct_event ev;
-    asec_acct_result res;
-    size_t n = json_array_size(l->entries);
-    double pure_sum = 0;
-    int all_pure = 1, rc;
-
-    rc = asec_acct_alloc(&acct, NULL);
-    if (rc != ASEC_OK)
-        return cli_fail(rc);
-    for (size_t i = 0; i <= n; i++) {
-        int gaussian;
-        double v;
-
-        memset(&ev, 0, sizeof ev);
-        ev.count = 1;
-        ev.q = 1;
-        if (i < n) {
-            json_t *e = json_array_get(l->entries, i),
-                   *m = json_object_get(e, "mechanism");
-
-            if (!json_is_object(e) || !json_is_string(m)) {
-                asec_acct_free(acct);
-                return ledger_bad(path, i, "expected an object with a \"mechanism\"");
-            }
-            if (strcmp(json_string_value(m), "gaussian") == 0)
-                gaussian = 1;
-            else if (strcmp(json_string_value(m), "laplace") == 0)
-                gaussian = 0;
-            else {
-                asec_acct_free(acct);
-                return ledger_bad(path, i, "mechanism is not gaussian or laplace");
-            }
-            v = entry_num(e, gaussian ? "rho" : "epsilon");
-            if (v < 0) {
-                asec_acct_free(acct);
-                return ledger_bad(path, i,
-                                  gaussian ? "rho: expected a number >= 0"
-                                           : "epsilon: expected a number >= 0");
-            }
-        } else {
-            gaussian = mech == ASEC_NOISE_GAUSSIAN;
-            v = gaussian ? plan->rho : plan->epsilon;
-        }
-        /* The discrete Gaussian is rho-zCDP (CKS20 Thm. 14), the discrete
-         * Laplace pure epsilon-DP; neither has the continuous mechanism's
-         * exact privacy curve, so they enter as these events. */
-        if (gaussian) {
-            ev.kind = ASEC_ACCT_EV_ZCDP;
-            ev.rho = v;
-            all_pure = 0;
-        } else {
-            ev.kind = ASEC_ACCT_EV_PURE;
-            ev.epsilon = v;
-            pure_sum += v;
-        }
-        rc = asec_acct_add(acct, &ev);
-        if (rc != ASEC_OK) {
-            asec_acct_free(acct);
-            return cli_fail(rc);
-        }
-    }
-    out->entries = n + 1;
-    out->delta = delta;
-    out->epsilon = INFINITY;
-    out->method = "none";
-    if (delta > 0) {
-        rc = asec_acct_epsilon(acct, ASEC_ACCT_RDP, delta, &res);
-        if (rc != ASEC_OK) {
-            asec_acct_free(acct);
-            return cli_fail(rc);
-        }
-        out->epsilon = res.epsilon;
-        out->method = asec_acct_method_name(res.method);
-    }
-    /* Pure releases also compose by adding epsilons (delta 0); keep the
-     * tighter valid bound. */
-    if (all_pure && pure_sum <= out->epsilon) {
-        out->epsilon = pure_sum;
-        out->method = asec_acct_method_name(ASEC_ACCT_BASIC);
-    }
-    asec_acct_free(acct);
-    return 0;
+    ledger_free(l);
 }
 
 static char *
@@ -569,10 +386,18 @@ ledger_write(struct ledger *l, const char *path, const struct args *a,
         cli_error("%s: cannot build the ledger entry (a path that is not UTF-8?)", path);
         return EXIT_DATAERR;
     }
-    text = json_dumps(l->root, JSON_SORT_KEYS | JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    text = json_dumps(l->root, LEDGER_DUMP_FLAGS);
     if (text == NULL) {
         cli_error("out of memory");
         return EXIT_TEMPFAIL;
+    }
+    if (strlen(text) > LEDGER_MAX_BYTES) {
+        /* it could not be read back: refuse before releasing anything */
+        cli_error("%s: with this release the ledger would exceed %zu bytes, the most "
+                  "that is read back; nothing was written",
+                  path, LEDGER_MAX_BYTES);
+        free(text);
+        return EXIT_DATAERR;
     }
     rc = asec_afile_write_all(path, text, strlen(text));
     free(text);
@@ -600,7 +425,7 @@ default_report_path(const char *output)
 
 static int
 fill_report(asec_report *r, const struct args *a, const asec_io_tensor *t,
-            const asec_noise_result *res, const struct composed *comp,
+            const asec_noise_result *res, const struct ledger_composed *comp,
             const asec_rng *rng)
 {
     const int gaussian = a->opts.mech == ASEC_NOISE_GAUSSIAN;
@@ -678,7 +503,7 @@ cmd_release(int argc, char **argv)
 {
     struct args a;
     struct ledger led = {NULL, NULL, -1};
-    struct composed comp;
+    struct ledger_composed comp;
     asec_noise_result plan, res;
     asec_io_file *in = NULL;
     const asec_io_tensor *t = NULL;
@@ -744,8 +569,10 @@ cmd_release(int argc, char **argv)
         if (st == 0)
             st = ledger_read(&led, a.ledger);
         if (st == 0)
-            st =
-                ledger_compose(&led, a.ledger, &plan, a.opts.mech, a.budget_delta, &comp);
+            st = ledger_compose(&led, a.ledger, a.opts.mech == ASEC_NOISE_GAUSSIAN,
+                                a.opts.mech == ASEC_NOISE_GAUSSIAN ? plan.rho
+                                                                   : plan.epsilon,
+                                a.budget_delta, &comp);
         if (st != 0)
             goto done;
         if (!(comp.epsilon <= a.budget_eps)) {

@@ -91,6 +91,47 @@ run 1 $B status "$d" && stdout_has '^failed:   1$' "corrupt result"
 run 0 $B run -q "$d"
 run 0 $B status "$d"
 
+# results/ID.json that is not a result batch run wrote (wrong type,
+# truncated, a huge line, a NUL byte, /dev/zero, a FIFO, over the 64 MiB
+# cap): status counts it failed without reading past the cap or blocking,
+# and run makes the task again, replacing it with a valid result
+rf=$d/results/$id2.json
+cp "$rf" "$scratch/good-result.json"
+bad_result() {
+    run 1 timeout 20 $B status "$d" && stdout_has '^failed:   1$' "$1: status" &&
+        stderr_empty "$1: status"
+    run 0 timeout 60 $B run -q "$d" || return
+    [ -f "$rf" ] && [ ! -L "$rf" ] && cmp -s "$rf" "$scratch/good-result.json" ||
+        fail "$1: the result was not made again"
+    run 0 $B status "$d"
+}
+printf '[1, 2, 3]\n' >"$rf"
+bad_result "wrong type"
+head -c 100 "$scratch/good-result.json" >"$rf"
+bad_result "truncated"
+awk 'BEGIN { printf "{\"x\": \""; for (i = 0; i < 200000; i++) printf "aaaaaaaaaa"; print "\"}" }' >"$rf"
+bad_result "a 2 MB line"
+{ head -c 50 "$scratch/good-result.json"; printf '\000'; tail -c +51 "$scratch/good-result.json"; } >"$rf"
+bad_result "a NUL byte"
+rm -f "$rf" && ln -s /dev/zero "$rf"
+bad_result "/dev/zero"
+rm -f "$rf" && mkfifo "$rf"
+bad_result "a FIFO"
+rm -f "$rf" && cp "$scratch/good-result.json" "$rf" && truncate -s 65M "$rf"
+bad_result "over the cap"
+
+# a lock file of another host, with an escape sequence: the task is not
+# taken over (75) and the one-line message quotes no control byte
+lk=$d/locks/$id2.lock
+mkdir -p "$d/locks" && printf '\033[31mhost\033[0m 1\n' >"$lk"
+run 75 $B run -q --force -i 2 "$d" && stderr_has 'lock held by ?' "hostile lock"
+if LC_ALL=C grep -q "$(printf '\033')" "$scratch/err"; then
+    fail "hostile lock: an escape byte reached stderr"
+fi
+printf 'host-b 123\n' >"$lk"
+run 75 $B run -q --force -i 2 "$d" && stderr_has 'lock held by host-b pid 123' "lock of host-b"
+rm -f "$lk"
+
 # a failing task: its status is the run's status; failed/ records it
 printf '{"experiments": [{"command": "inspect", "args": ["%s/missing.npy"]}]}' "$scratch" >"$scratch/f.json"
 run 0 $B plan -q "$scratch/f.json" -o "$scratch/f"

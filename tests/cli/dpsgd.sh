@@ -80,6 +80,82 @@ if run 0 $dp $long -o "$scratch/full"; then
     [ -n "$l1" ] && [ "$l1" = "$l2" ] || fail "resumed ledger differs"
 fi
 
+# --resume reads curve.csv back strictly.  A run killed after a few
+# checkpoints, then curve.csv replaced by files that are not as the command
+# writes them (wrong type, truncated, a huge line, a NUL byte, a field that
+# is not a number, steps out of order, /dev/zero, a FIFO, over the 256 MiB
+# cap): each resume exits 65 with one line naming curve.csv and the line,
+# without blocking, and changes nothing.  The good file resumes, a row past
+# the checkpoint is dropped, and the curve equals an uninterrupted run's.
+cv="-b 32 -T 120 --eval-every=2 --checkpoint-every=2 -s 13 --sigma=1.0"
+c=$scratch/cv
+if run 0 $dp $cv -o "$scratch/cvfull"; then
+    $dp $cv -o "$c" >/dev/null 2>&1 &
+    pid=$!
+    i=0
+    while { [ ! -e "$c/checkpoint.safetensors" ] || [ ! -e "$c/curve.csv" ] ||
+        [ "$(wc -l <"$c/curve.csv")" -lt 4 ]; } && [ $i -lt 1200 ] &&
+        kill -0 $pid 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+fi
+if [ -e "$c/checkpoint.safetensors" ] && [ ! -e "$c/model.safetensors" ]; then
+    cp "$c/curve.csv" "$scratch/good.csv"
+    cp "$c/checkpoint.safetensors" "$scratch/ckpt"
+    bad_curve() { # DESCRIPTION: resume with the curve.csv in place
+        if [ -f "$c/curve.csv" ] && [ ! -L "$c/curve.csv" ]; then
+            cp "$c/curve.csv" "$scratch/curve.before"
+        fi
+        # shellcheck disable=SC2086
+        if run 65 timeout 60 $dp $cv --resume -o "$c"; then
+            stderr_lines 1 "$1"
+            stderr_has "$c/curve.csv" "$1"
+        fi
+        [ ! -e "$c/model.safetensors" ] && [ ! -e "$c/report.json" ] ||
+            fail "$1: an output was written"
+        cmp -s "$c/checkpoint.safetensors" "$scratch/ckpt" || fail "$1: checkpoint changed"
+        if [ -f "$scratch/curve.before" ]; then
+            cmp -s "$c/curve.csv" "$scratch/curve.before" || fail "$1: curve.csv changed"
+        fi
+        rm -rf "$c/curve.csv" "$scratch/curve.before"
+    }
+    h=$(head -n 1 "$scratch/good.csv")
+    r1=$(sed -n 2p "$scratch/good.csv")
+    r2=$(sed -n 3p "$scratch/good.csv")
+    printf '{"step": 1}\n' >"$c/curve.csv"
+    bad_curve "curve.csv of the wrong type"
+    head -c -1 "$scratch/good.csv" >"$c/curve.csv"
+    bad_curve "truncated curve.csv"
+    stderr_has "no newline" "truncated curve.csv"
+    { echo "$h"; awk 'BEGIN { printf "2,3,"; for (i = 0; i < 5000; i++) printf "1"; print "" }'; } >"$c/curve.csv"
+    bad_curve "a 5000-byte line"
+    stderr_has "curve.csv:2: longer than 511 bytes" "huge line"
+    { echo "$h"; printf '2,32,0.5\000,1,1,1,1,1,1\n'; } >"$c/curve.csv"
+    bad_curve "a NUL byte"
+    { echo "$h"; echo "$r1" | sed 's/^\([0-9]*\),\([0-9]*\),[^,]*,/\1,\2,abc,/'; } >"$c/curve.csv"
+    bad_curve "a field that is not a number"
+    stderr_has "field 3 (train_loss)" "non-numeric field"
+    printf '%s\n%s\n%s\n' "$h" "$r2" "$r1" >"$c/curve.csv"
+    bad_curve "steps out of order"
+    stderr_has "curve.csv:3: step" "steps out of order"
+    ln -s /dev/zero "$c/curve.csv"
+    bad_curve "/dev/zero"
+    mkfifo "$c/curve.csv"
+    bad_curve "a FIFO"
+    cp "$scratch/good.csv" "$c/curve.csv" && truncate -s 257M "$c/curve.csv"
+    bad_curve "over the cap"
+    { cat "$scratch/good.csv"; echo "1000000,1,1,1,1,1,1,1,1"; } >"$c/curve.csv"
+    # shellcheck disable=SC2086
+    run 0 $dp $cv --resume -o "$c" || fail "resume with a good curve.csv failed"
+    cmp -s "$c/curve.csv" "$scratch/cvfull/curve.csv" ||
+        fail "the resumed curve differs from the uninterrupted run's"
+else
+    echo "note: the curve.csv resume checks did not run (the run ended first)" >&2
+fi
+
 # The paper's setting (--attn-regression, arXiv 2311.13624): noisy
 # full-batch gradient descent on a seeded attention-regression instance.
 # Every composition's epsilon equals 'attnsec account' on the same

@@ -125,6 +125,57 @@ run 65 $R -i "$in" -o "$scratch/x.npy" -m laplace --sensitivity 1 --epsilon 0.1 
     --ledger "$scratch/badledger.json" --budget 1,0
 [ ! -e "$scratch/x.npy" ] || fail "malformed ledger: output written"
 
+# Ledgers that are not as release writes them: wrong type, truncated, a
+# huge line, a NUL byte, too deep, /dev/zero, a FIFO, a directory, over the
+# 64 MiB cap, numbers out of range.  Each exits 65 with one line naming the
+# ledger, without blocking, and writes nothing: no output, no report, the
+# ledger unchanged.
+bad_ledger() { # DESCRIPTION: release against $scratch/bl
+    bl=$scratch/bl
+    if [ -f "$bl" ] && [ ! -L "$bl" ]; then cp "$bl" "$scratch/bl.before"; fi
+    # shellcheck disable=SC2086
+    if run 65 timeout 20 $R -i "$in" -o "$scratch/x.npy" -m laplace --sensitivity 1 \
+        --epsilon 0.1 --ledger "$bl" --budget 100,0; then
+        stderr_lines 1 "$1"
+        stderr_has "$bl" "$1"
+    fi
+    [ ! -e "$scratch/x.npy" ] && [ ! -e "$scratch/x.report.json" ] ||
+        fail "$1: an output was written"
+    if [ -f "$scratch/bl.before" ]; then
+        cmp -s "$bl" "$scratch/bl.before" || fail "$1: the ledger changed"
+    fi
+    rm -rf "$bl" "$scratch/bl.before" "$scratch/x.npy" "$scratch/x.report.json"
+}
+printf '[{"mechanism": "laplace", "epsilon": 0.1}]\n' >"$scratch/bl"
+bad_ledger "ledger of the wrong type"
+head -c 200 "$led" >"$scratch/bl"
+bad_ledger "truncated ledger"
+awk 'BEGIN { printf "{\"format\": \"attnsec-ledger\", \"version\": 1, \"entries\": [], \"x\": \"";
+    for (i = 0; i < 200000; i++) printf "\033[31m"; print "\"}" }' >"$scratch/bl"
+bad_ledger "a 1 MB line of escape bytes"
+if LC_ALL=C grep -q "$(printf '\033')" "$scratch/err"; then
+    fail "ledger: an escape byte reached stderr"
+fi
+printf '{"format": "attnsec-ledger", "version": 1,\000 "entries": []}' >"$scratch/bl"
+bad_ledger "a NUL byte"
+awk 'BEGIN { printf "{\"format\": \"attnsec-ledger\", \"version\": 1, \"entries\": [], \"x\": ";
+    for (i = 0; i < 17; i++) printf "["; for (i = 0; i < 17; i++) printf "]"; print "}" }' >"$scratch/bl"
+bad_ledger "nesting deeper than 16"
+stderr_has "nesting deeper" "ledger depth cap"
+ln -s /dev/zero "$scratch/bl"
+bad_ledger "/dev/zero"
+mkfifo "$scratch/bl"
+bad_ledger "a FIFO"
+mkdir "$scratch/bl"
+bad_ledger "a directory"
+cp "$led" "$scratch/bl" && truncate -s 65M "$scratch/bl"
+bad_ledger "over the cap"
+printf '{"format": "attnsec-ledger", "version": 1, "entries": [{"mechanism": "laplace", "epsilon": -1}]}' >"$scratch/bl"
+bad_ledger "a negative epsilon"
+stderr_has "entries\[0\]: epsilon" "negative epsilon"
+printf '{"format": "attnsec-ledger", "version": 1, "entries": [{"mechanism": "gaussian", "rho": 1e999}]}' >"$scratch/bl"
+bad_ledger "rho out of range"
+
 # shellcheck disable=SC2086
 {
     run 64 $R -i "$in" -o "$scratch/x.npy" -m gaussian --sigma 2

@@ -1232,6 +1232,23 @@ EXTRA_DIST += \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-reserved \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-u16-utf8 \
 	%reldir%/corpus/fuzz_npy_roundtrip/st-u64 \
+	%reldir%/corpus/fuzz_records/curve-made-5-rows \
+	%reldir%/corpus/fuzz_records/curve-resume-0 \
+	%reldir%/corpus/fuzz_records/curve-resume-101 \
+	%reldir%/corpus/fuzz_records/curve-resume-20 \
+	%reldir%/corpus/fuzz_records/curve-resume-max \
+	%reldir%/corpus/fuzz_records/ledger-empty-laplace-delta \
+	%reldir%/corpus/fuzz_records/ledger-two-releases-gaussian-delta \
+	%reldir%/corpus/fuzz_records/ledger-two-releases-laplace \
+	%reldir%/corpus/fuzz_records/ledger-two-releases-rewrite \
+	%reldir%/corpus/fuzz_records/lock-host-pid \
+	%reldir%/corpus/fuzz_records/report-dpsgd \
+	%reldir%/corpus/fuzz_records/report-release \
+	%reldir%/corpus/fuzz_records/result-account-epsilon \
+	%reldir%/corpus/fuzz_records/result-release \
+	%reldir%/corpus/fuzz_records/stdout-account-json \
+	%reldir%/corpus/fuzz_records/stdout-binary \
+	%reldir%/corpus/fuzz_records/stdout-text \
 	%reldir%/corpus/fuzz_safetensors/005c28c54178181587f3af7993f556d3bba6835d \
 	%reldir%/corpus/fuzz_safetensors/005dc53c293ea4b04075ffb8c0fbce34f0351a24 \
 	%reldir%/corpus/fuzz_safetensors/00e6ed34a4404822fa0507928b7c0bcc39cccc58 \

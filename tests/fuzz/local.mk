@@ -9,7 +9,7 @@
 #                        'make fuzz' runs each for FUZZ_SECONDS.
 
 FUZZ_HARNESSES = fuzz_npy fuzz_safetensors fuzz_json fuzz_cli_numbers fuzz_npy_roundtrip \
-	fuzz_cli_schedule fuzz_data fuzz_batch fuzz_campaign fuzz_checkpoint
+	fuzz_cli_schedule fuzz_data fuzz_batch fuzz_campaign fuzz_checkpoint fuzz_records
 
 FUZZ_COMMON = %reldir%/fuzz.h %reldir%/fuzz_common.c
 FUZZ_IO = %reldir%/fuzz_io.h %reldir%/fuzz_io.c
@@ -17,6 +17,10 @@ FUZZ_LIBS = src/libattnsec.la -lm
 # The CLI parsers of src/cli/cli.c, linked into the harnesses that test them.
 FUZZ_CLI = src/cli/cli.c src/cli/cli.h src/printable.c src/printable.h
 FUZZ_BATCH = src/cli/batch_plan.c src/cli/batch_plan.h $(FUZZ_CLI)
+# The readers of files the program wrote (ledger, batch results, curve.csv).
+FUZZ_RECORDS = src/cli/ledger.c src/cli/ledger.h src/cli/batch_result.c \
+	src/cli/batch_result.h src/cli/curve.c src/cli/curve.h src/cli/slurp.c \
+	src/cli/slurp.h $(FUZZ_BATCH)
 
 ASEC_REPLAY_PROGS = \
 	%reldir%/replay_npy \
@@ -28,7 +32,8 @@ ASEC_REPLAY_PROGS = \
 	%reldir%/replay_data \
 	%reldir%/replay_batch \
 	%reldir%/replay_checkpoint \
-	%reldir%/replay_campaign
+	%reldir%/replay_campaign \
+	%reldir%/replay_records
 check_PROGRAMS += $(ASEC_REPLAY_PROGS)
 
 %canon_reldir%_replay_npy_SOURCES = %reldir%/fuzz_npy.c $(FUZZ_IO) $(FUZZ_COMMON) \
@@ -63,6 +68,10 @@ check_PROGRAMS += $(ASEC_REPLAY_PROGS)
 	$(FUZZ_COMMON) %reldir%/replay.c
 %canon_reldir%_replay_campaign_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_replay_campaign_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
+%canon_reldir%_replay_records_SOURCES = %reldir%/fuzz_records.c $(FUZZ_RECORDS) \
+	$(FUZZ_COMMON) %reldir%/replay.c
+%canon_reldir%_replay_records_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_replay_records_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
 
 TESTS += %reldir%/replay.sh
 EXTRA_DIST += \
@@ -75,6 +84,7 @@ EXTRA_DIST += \
 	%reldir%/data.dict \
 	%reldir%/batch.dict \
 	%reldir%/checkpoint.dict \
+	%reldir%/records.dict \
 	%reldir%/update-corpus-list.sh
 include %reldir%/corpus.mk
 
@@ -89,7 +99,8 @@ FUZZ_PROGS = \
 	%reldir%/fuzz_data \
 	%reldir%/fuzz_batch \
 	%reldir%/fuzz_checkpoint \
-	%reldir%/fuzz_campaign
+	%reldir%/fuzz_campaign \
+	%reldir%/fuzz_records
 noinst_PROGRAMS += $(FUZZ_PROGS)
 FUZZ_LINK = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 
@@ -130,6 +141,10 @@ FUZZ_LINK = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 %canon_reldir%_fuzz_campaign_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
 %canon_reldir%_fuzz_campaign_LDFLAGS = $(FUZZ_LINK)
 %canon_reldir%_fuzz_campaign_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
+%canon_reldir%_fuzz_records_SOURCES = %reldir%/fuzz_records.c $(FUZZ_RECORDS) $(FUZZ_COMMON)
+%canon_reldir%_fuzz_records_CFLAGS = $(AM_CFLAGS) $(DEPS_CFLAGS)
+%canon_reldir%_fuzz_records_LDFLAGS = $(FUZZ_LINK)
+%canon_reldir%_fuzz_records_LDADD = $(FUZZ_LIBS) $(DEPS_LIBS)
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_HARNESSES='fuzz_npy ...'] [FUZZ_EXTRA=-runs=N]
 # Runs each harness in turn (one process: the cores are shared) from a working
@@ -158,6 +173,7 @@ fuzz_dict_fuzz_data = -dict=$(srcdir)/%reldir%/data.dict
 fuzz_seeds_fuzz_batch = $(srcdir)/tests/batch
 fuzz_dict_fuzz_batch = -dict=$(srcdir)/%reldir%/batch.dict
 fuzz_dict_fuzz_checkpoint = -dict=$(srcdir)/%reldir%/checkpoint.dict
+fuzz_dict_fuzz_records = -dict=$(srcdir)/%reldir%/records.dict
 
 fuzz: $(FUZZ_PROGS)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
@@ -172,6 +188,7 @@ fuzz: $(FUZZ_PROGS)
 	    fuzz_batch) seeds='$(fuzz_seeds_fuzz_batch)'; dict='$(fuzz_dict_fuzz_batch)';; \
 	    fuzz_checkpoint) seeds=; dict='$(fuzz_dict_fuzz_checkpoint)';; \
 	    fuzz_campaign) seeds=; dict='$(fuzz_dict_fuzz_batch)';; \
+	    fuzz_records) seeds=; dict='$(fuzz_dict_fuzz_records)';; \
 	    *) seeds=; dict=;; \
 	  esac; \
 	  $(MKDIR_P) fuzz-corpus/$$h fuzz-artifacts; \

@@ -40,6 +40,7 @@ replay replay_batch "$src/tests/fuzz/corpus/fuzz_batch" "$src/tests/batch/campai
     "$src/tests/batch/sigma-sweep.json"
 replay replay_checkpoint "$src/tests/fuzz/corpus/fuzz_checkpoint"
 replay replay_campaign "$src/tests/fuzz/corpus/fuzz_campaign"
+replay replay_records "$src/tests/fuzz/corpus/fuzz_records" "$src/tests/malformed"
 
 # Reproducers of bugs found by fuzzing and reported but not fixed yet
 # (tests/fuzz/open/HARNESS/).  Informational only: some (a single allocation

@@ -1,0 +1,34 @@
+/* slurp.h - read back a whole file that the program once wrote but that
+ * anybody may have replaced since (a privacy ledger, a batch result, a
+ * training curve): only a regular file, of at most a cap of bytes checked
+ * on the open file before anything is allocated, never blocking on a FIFO
+ * and never reading more than the cap from a file that grows meanwhile.
+ *
+ * No message is printed: the caller names the file and the problem, since
+ * what a missing or oversized file means (an empty ledger, an absent
+ * result, an error) differs from reader to reader.
+ */
+#ifndef ATTNSEC_SLURP_H
+#define ATTNSEC_SLURP_H
+
+#include <stddef.h>
+
+enum slurp_status {
+    SLURP_OK = 0,
+    SLURP_MISSING,  /* ENOENT (and ENOTDIR): no such file */
+    SLURP_OPEN,     /* cannot open it (errno kept: EACCES, ELOOP, ...) */
+    SLURP_NOT_FILE, /* a directory, FIFO, device or socket */
+    SLURP_TOO_BIG,  /* more than cap bytes (*len: its size, or cap + 1) */
+    SLURP_READ,     /* a read error (errno kept) */
+    SLURP_CHANGED,  /* it grew while being read (retry) */
+    SLURP_NOMEM     /* out of memory */
+};
+
+/* Read the file at path into *buf (free() it; NUL-terminated after its
+ * len bytes, which may themselves hold NUL bytes) when it is a regular
+ * file of at most cap bytes.  The one allocation is of size + 1 bytes.
+ * Returns a slurp_status; *buf is NULL unless SLURP_OK; errno is kept for
+ * SLURP_OPEN and SLURP_READ. */
+int slurp_regular(const char *path, size_t cap, char **buf, size_t *len);
+
+#endif /* ATTNSEC_SLURP_H */
