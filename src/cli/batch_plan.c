@@ -24,6 +24,7 @@
 #include "batch_plan.h"
 #include "cli.h"
 #include "printable.h"
+#include "slurp.h"
 
 /* Untrusted text (JSON keys, strings) quoted in a message. */
 #define PR(buf, s) asec__printable((buf), sizeof(buf), (s))
@@ -178,22 +179,6 @@ batch_slurp(const char *path, size_t cap, char **out, size_t *len, int quiet)
     *out = buf;
     *len = n;
     return 0;
-}
-
-/* Parse a JSON file strictly (duplicate keys rejected, depth capped). */
-int
-batch_load_json(const char *path, size_t cap, json_t **out, int quiet)
-{
-    char *buf;
-    size_t len;
-    int st = batch_slurp(path, cap, &buf, &len, quiet);
-
-    *out = NULL;
-    if (st != 0)
-        return st;
-    st = batch_json_parse(out, path, buf, len, quiet);
-    free(buf);
-    return st;
 }
 
 char *
@@ -825,7 +810,7 @@ batch_campaign_free(struct batch_campaign *c)
 int
 batch_campaign_load(struct batch_campaign *c, const char *dir)
 {
-    char *p = NULL, hx[65], *line, *save = NULL;
+    char *p = NULL, hx[65], *line, *save = NULL, *text;
     size_t len;
     json_int_t ntasks;
     const char *want, *ver;
@@ -834,9 +819,15 @@ batch_campaign_load(struct batch_campaign *c, const char *dir)
 
     memset(c, 0, sizeof *c);
     c->dir = dir;
+    /* Both files are what 'batch plan' wrote: regular files only (a FIFO
+     * must not block, /dev/zero must not be read to the cap). */
     if ((p = batch_path_join(dir, "plan.json", NULL)) == NULL)
         return EXIT_TEMPFAIL;
-    st = batch_load_json(p, BATCH_MANIFEST_MAX_BYTES, &c->plan, 0);
+    st = slurp_regular(p, BATCH_MANIFEST_MAX_BYTES, &text, &len);
+    if ((st = slurp_exit(st, p, len, BATCH_MANIFEST_MAX_BYTES)) == 0) {
+        st = batch_json_parse(&c->plan, p, text, len, 0);
+        free(text);
+    }
     free(p);
     if (st != 0) {
         if (st == EXIT_NOINPUT)
@@ -860,7 +851,8 @@ batch_campaign_load(struct batch_campaign *c, const char *dir)
     }
     if ((p = batch_path_join(dir, "tasks.jsonl", NULL)) == NULL)
         return EXIT_TEMPFAIL;
-    st = batch_slurp(p, BATCH_TASKS_MAX_BYTES, &c->tasks_text, &len, 0);
+    st = slurp_regular(p, BATCH_TASKS_MAX_BYTES, &c->tasks_text, &len);
+    st = slurp_exit(st, p, len, BATCH_TASKS_MAX_BYTES);
     free(p);
     if (st != 0)
         return st;

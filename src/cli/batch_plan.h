@@ -64,12 +64,12 @@ char *batch_canonical(const json_t *j);
 size_t batch_json_depth(json_t *j);
 
 /* Read a whole file of at most cap bytes into *out (free() it; NUL-
- * terminated), *len its size.  0, or an exit status after a message (66
+ * terminated), *len its size: any readable file, a pipe included (the
+ * manifest of 'batch plan'; a campaign's own files are read with
+ * slurp_regular()).  0, or an exit status after a message (66
  * missing, 65 too large, 74 read error, 75 out of memory); quiet: no
  * message. */
 int batch_slurp(const char *path, size_t cap, char **out, size_t *len, int quiet);
-/* batch_slurp() then batch_json_parse(). */
-int batch_load_json(const char *path, size_t cap, json_t **out, int quiet);
 /* "a/b" or "a/b/c" (c may be NULL) in fresh memory (free() it), or NULL. */
 char *batch_path_join(const char *a, const char *b, const char *c);
 

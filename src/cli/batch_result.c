@@ -219,35 +219,8 @@ read_output(const char *work, const char *name, size_t cap, char **buf, size_t *
     if (p == NULL)
         return oom(work);
     snprintf(p, n, "%s/%s", work, name);
-    switch (slurp_regular(p, cap, buf, len)) {
-    case SLURP_OK:
-    case SLURP_MISSING:
-        break;
-    case SLURP_OPEN:
-        cli_error("%s: %s", p, strerror(errno));
-        st = EXIT_NOINPUT;
-        break;
-    case SLURP_NOT_FILE:
-        cli_error("%s: not a regular file", p);
-        st = EXIT_DATAERR;
-        break;
-    case SLURP_TOO_BIG:
-        cli_error("%s: %zu bytes exceed the cap of %zu", p, *len, cap);
-        st = EXIT_DATAERR;
-        break;
-    case SLURP_READ:
-        cli_error("%s: %s", p, strerror(errno));
-        st = EXIT_IOERR;
-        break;
-    case SLURP_CHANGED:
-        cli_error("%s: changed while being read", p);
-        st = EXIT_TEMPFAIL;
-        break;
-    default:
-        cli_error("%s: out of memory", p);
-        st = EXIT_TEMPFAIL;
-        break;
-    }
+    st = slurp_regular(p, cap, buf, len);
+    st = st == SLURP_MISSING ? 0 : slurp_exit(st, p, *len, cap);
     free(p);
     return st;
 }

@@ -168,30 +168,11 @@ curve_load(const char *path, uint64_t step, char **rows, size_t *len, size_t *ca
 
     *rows = NULL;
     *len = *cap = 0;
-    switch (slurp_regular(path, CURVE_MAX_BYTES, &buf, &n)) {
-    case SLURP_OK:
-        break;
-    case SLURP_MISSING:
+    st = slurp_regular(path, CURVE_MAX_BYTES, &buf, &n);
+    if (st == SLURP_MISSING)
         return 0;
-    case SLURP_OPEN:
-        cli_error("%s: %s", path, strerror(errno));
-        return EXIT_NOINPUT;
-    case SLURP_NOT_FILE:
-        cli_error("%s: not a regular file", path);
-        return EXIT_DATAERR;
-    case SLURP_TOO_BIG:
-        cli_error("%s: %zu bytes exceed the cap of %zu", path, n, CURVE_MAX_BYTES);
-        return EXIT_DATAERR;
-    case SLURP_READ:
-        cli_error("%s: %s", path, strerror(errno));
-        return EXIT_IOERR;
-    case SLURP_CHANGED:
-        cli_error("%s: changed while being read", path);
-        return EXIT_TEMPFAIL;
-    default:
-        cli_error("%s: out of memory", path);
-        return EXIT_TEMPFAIL;
-    }
+    if ((st = slurp_exit(st, path, n, CURVE_MAX_BYTES)) != 0)
+        return st;
     st = curve_parse(buf, n, path, step, &kept);
     if (st != 0) {
         free(buf);

@@ -78,10 +78,8 @@ ledger_read(struct ledger *l, const char *path)
     int st;
 
     l->root = l->entries = NULL;
-    switch (slurp_regular(path, LEDGER_MAX_BYTES, &buf, &len)) {
-    case SLURP_OK:
-        break;
-    case SLURP_MISSING:
+    st = slurp_regular(path, LEDGER_MAX_BYTES, &buf, &len);
+    if (st == SLURP_MISSING) {
         l->root = json_pack("{s:s, s:i, s:[]}", "format", LEDGER_FORMAT, "version",
                             LEDGER_VERSION, "entries");
         if (l->root == NULL) {
@@ -90,23 +88,9 @@ ledger_read(struct ledger *l, const char *path)
         }
         l->entries = json_object_get(l->root, "entries");
         return 0;
-    case SLURP_OPEN:
-        cli_error("%s: %s", path, strerror(errno));
-        return EXIT_NOINPUT;
-    case SLURP_NOT_FILE:
-    case SLURP_TOO_BIG:
-        cli_error("%s: not a regular file of at most %zu bytes", path, LEDGER_MAX_BYTES);
-        return EXIT_DATAERR;
-    case SLURP_READ:
-        cli_error("%s: %s", path, strerror(errno));
-        return EXIT_IOERR;
-    case SLURP_CHANGED:
-        cli_error("%s: changed while being read", path);
-        return EXIT_TEMPFAIL;
-    default:
-        cli_error("%s: out of memory", path);
-        return EXIT_TEMPFAIL;
     }
+    if ((st = slurp_exit(st, path, len, LEDGER_MAX_BYTES)) != 0)
+        return st;
     st = ledger_parse(l, path, buf, len);
     free(buf);
     return st;

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "slurp.h"
 
 int
@@ -71,4 +73,32 @@ slurp_regular(const char *path, size_t cap, char **buf, size_t *len)
     *buf = p;
     *len = n;
     return SLURP_OK;
+}
+
+int
+slurp_exit(int st, const char *path, size_t len, size_t cap)
+{
+    switch (st) {
+    case SLURP_OK:
+        return 0;
+    case SLURP_MISSING:
+    case SLURP_OPEN:
+        cli_error("%s: %s", path, strerror(st == SLURP_MISSING ? ENOENT : errno));
+        return EXIT_NOINPUT;
+    case SLURP_NOT_FILE:
+        cli_error("%s: not a regular file", path);
+        return EXIT_DATAERR;
+    case SLURP_TOO_BIG:
+        cli_error("%s: %zu bytes exceed the cap of %zu", path, len, cap);
+        return EXIT_DATAERR;
+    case SLURP_READ:
+        cli_error("%s: %s", path, strerror(errno));
+        return EXIT_IOERR;
+    case SLURP_CHANGED:
+        cli_error("%s: changed while being read", path);
+        return EXIT_TEMPFAIL;
+    default:
+        cli_error("%s: out of memory", path);
+        return EXIT_TEMPFAIL;
+    }
 }

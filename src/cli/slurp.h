@@ -4,9 +4,9 @@
  * on the open file before anything is allocated, never blocking on a FIFO
  * and never reading more than the cap from a file that grows meanwhile.
  *
- * No message is printed: the caller names the file and the problem, since
- * what a missing or oversized file means (an empty ledger, an absent
- * result, an error) differs from reader to reader.
+ * slurp_regular() prints nothing, since what a missing file means (an
+ * empty ledger, an absent result, an error) differs from reader to
+ * reader; slurp_exit() is the one message and exit status for the rest.
  */
 #ifndef ATTNSEC_SLURP_H
 #define ATTNSEC_SLURP_H
@@ -30,5 +30,12 @@ enum slurp_status {
  * Returns a slurp_status; *buf is NULL unless SLURP_OK; errno is kept for
  * SLURP_OPEN and SLURP_READ. */
 int slurp_regular(const char *path, size_t cap, char **buf, size_t *len);
+
+/* The exit status of slurp_regular()'s status st for path (len and cap as
+ * it returned them), after one message naming path: 0 for SLURP_OK (no
+ * message); 66 missing or cannot be opened; 65 not a regular file or over
+ * cap bytes; 74 a read error; 75 changed while read or out of memory.
+ * Call it right after slurp_regular(), which leaves errno for it. */
+int slurp_exit(int st, const char *path, size_t len, size_t cap);
 
 #endif /* ATTNSEC_SLURP_H */

@@ -1,8 +1,9 @@
 #!/bin/sh
 # attnsec batch: regressions of the bugs fuzzing found (issue #12): task ids
-# that name paths outside the campaign, inputs that are not regular files,
-# the quadratic duplicate check, control bytes in messages, an interrupted
-# plan, and the --schedule and number parsers quoting their input.
+# that name paths outside the campaign, inputs and campaign files that are
+# not regular files, the quadratic duplicate check, control bytes in
+# messages, an interrupted plan, and the --schedule and number parsers
+# quoting their input.
 . "${ASEC_SRCDIR:?}/tests/cli/common.sh"
 B="$ATTNSEC batch"
 
@@ -51,6 +52,23 @@ rm "$scratch/big/plan.json"
 run 0 $B plan "$scratch/big.json" -o "$scratch/big" && stdout_has '20000 tasks' "resume plan"
 [ -f "$scratch/big/plan.json" ] || fail "plan.json not written on the second plan"
 run 0 $B plan "$scratch/big.json" -o "$scratch/big" && stdout_has 'already planned' "planned"
+
+# A campaign's own files must be regular: a FIFO tasks.jsonl made 'batch
+# status' wait for a writer forever, and /dev/zero was read to the 1 GiB
+# cap (2.1 GB of memory) before it was refused.
+run 0 $B plan -q "$m" -o "$scratch/f"
+mv "$scratch/f/tasks.jsonl" "$scratch/tasks.saved"
+for kind in fifo zero; do
+    rm -f "$scratch/f/tasks.jsonl"
+    if [ $kind = fifo ]; then mkfifo "$scratch/f/tasks.jsonl" || continue
+    else ln -s /dev/zero "$scratch/f/tasks.jsonl"; fi
+    run 65 timeout 60 $B status "$scratch/f" &&
+        stderr_has 'tasks.jsonl: not a regular file' "$kind tasks.jsonl" &&
+        stderr_lines 1 "$kind tasks.jsonl"
+done
+rm -f "$scratch/f/tasks.jsonl"
+mv "$scratch/tasks.saved" "$scratch/f/tasks.jsonl"
+run 1 $B status "$scratch/f" && stdout_has 'missing:  1' "restored tasks.jsonl"
 
 # Option values are quoted escaped too.
 run 64 "$ATTNSEC" account epsilon --schedule "$(printf '0.1:1:\033[2J')" &&

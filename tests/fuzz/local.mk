@@ -16,11 +16,11 @@ FUZZ_IO = %reldir%/fuzz_io.h %reldir%/fuzz_io.c
 FUZZ_LIBS = src/libattnsec.la -lm
 # The CLI parsers of src/cli/cli.c, linked into the harnesses that test them.
 FUZZ_CLI = src/cli/cli.c src/cli/cli.h src/printable.c src/printable.h
-FUZZ_BATCH = src/cli/batch_plan.c src/cli/batch_plan.h $(FUZZ_CLI)
+FUZZ_BATCH = src/cli/batch_plan.c src/cli/batch_plan.h src/cli/slurp.c src/cli/slurp.h \
+	$(FUZZ_CLI)
 # The readers of files the program wrote (ledger, batch results, curve.csv).
 FUZZ_RECORDS = src/cli/ledger.c src/cli/ledger.h src/cli/batch_result.c \
-	src/cli/batch_result.h src/cli/curve.c src/cli/curve.h src/cli/slurp.c \
-	src/cli/slurp.h $(FUZZ_BATCH)
+	src/cli/batch_result.h src/cli/curve.c src/cli/curve.h $(FUZZ_BATCH)
 
 ASEC_REPLAY_PROGS = \
 	%reldir%/replay_npy \
