@@ -77,17 +77,14 @@ digits(size_t n)
 static double
 norm2(const double *v, size_t n)
 {
-    /* Max-scaled, so 1e300 entries do not overflow (and no long double,
-     * which valgrind evaluates in 64 bits). */
-    double M = 0.0, s = 0.0;
+    /* Another method than the library's max-scaled sum: hypot never
+     * overflows for finite arguments (no long double either, which
+     * valgrind evaluates in 64 bits). */
+    double r = 0.0;
 
     for (size_t i = 0; i < n; i++)
-        M = fmax(M, fabs(v[i]));
-    if (M == 0.0)
-        return 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (v[i] / M) * (v[i] / M);
-    return M * sqrt(s);
+        r = hypot(r, v[i]);
+    return r;
 }
 
 /* ------------------------------------------------------------ core */
