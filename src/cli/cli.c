@@ -153,6 +153,18 @@ cli_fail(int status)
 }
 
 int
+cli_memstream_close(FILE *f)
+{
+    int bad = ferror(f);
+
+    if (fclose(f) != 0 || bad) {
+        cli_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int
 cli_print_version(void)
 {
     printf("attnsec %s\n", PACKAGE_VERSION);

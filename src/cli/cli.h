@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "attnsec/common.h"
 #include "attnsec/acct.h"
@@ -74,6 +75,11 @@ int cli_exit_status(int status);
 
 /* --version text (GCS 4.8.1) on stdout; returns 0. */
 int cli_print_version(void);
+
+/* Close a text built with open_memstream(3): 0 when every write reached
+ * the buffer; else -1 after "out of memory" (the text is incomplete and
+ * must not be written out). */
+int cli_memstream_close(FILE *f);
 
 /* Checked parsers for option values: on error they print a usage error
  * naming the option ("--sigma: 'abc' is not a number") and return 64;

@@ -801,13 +801,25 @@ fmt_num(char *buf, size_t cap, double v, char style, int digits)
         snprintf(buf, cap, "%.17g", v);
 }
 
-/* Text with asec_afile: built in memory, written atomically. */
+/* Text built in memory (open_memstream: f, *buf, *len), written to path
+ * atomically, and only when complete.  Closes f and frees path and *buf
+ * (NULL: out of memory).  0, or an exit status after a message. */
 static int
-write_text(const char *path, const char *buf, size_t len)
+commit_text(FILE *f, char **buf, size_t *len, char *path)
 {
-    int rc = asec_afile_write_all(path, buf, len);
+    int rc, st = cli_memstream_close(f) != 0 ? EXIT_TEMPFAIL : 0;
 
-    return rc == ASEC_OK ? 0 : cli_fail(rc);
+    if (st == 0 && path == NULL) {
+        cli_error("out of memory");
+        st = EXIT_TEMPFAIL;
+    }
+    if (st == 0 && (rc = asec_afile_write_all(path, *buf, *len)) != ASEC_OK)
+        st = cli_fail(rc);
+    free(path);
+    free(*buf);
+    *buf = NULL;
+    *len = 0;
+    return st;
 }
 
 /* The leakage number of a DLG result: mean PSNR (digits) or mean
@@ -836,7 +848,7 @@ csv_quote(FILE *f, const char *s)
 static int
 write_csv(const struct audit *a)
 {
-    char *buf = NULL, *p;
+    char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     int st;
@@ -889,11 +901,7 @@ write_csv(const struct audit *a)
         }
         fprintf(f, "\r\n");
     }
-    fclose(f);
-    p = audit_pathf("%s/tables/runs.csv", a->out);
-    st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
-    free(p);
-    free(buf);
+    st = commit_text(f, &buf, &len, audit_pathf("%s/tables/runs.csv", a->out));
     if (st != 0)
         return st;
     /* one row per attacked image */
@@ -928,12 +936,7 @@ write_csv(const struct audit *a)
             fprintf(f, "\r\n");
         }
     }
-    fclose(f);
-    p = audit_pathf("%s/tables/dlg.csv", a->out);
-    st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
-    free(p);
-    free(buf);
-    return st;
+    return commit_text(f, &buf, &len, audit_pathf("%s/tables/dlg.csv", a->out));
 }
 
 /* plots/NAME.dat and NAME.gp; the non-private run is drawn as a line. */
@@ -952,7 +955,7 @@ write_plots(const struct audit *a, int *rendered)
 
     *rendered = 0;
     for (size_t k = 0; k < 2; k++) {
-        char *buf = NULL, *p = NULL;
+        char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
         double base = NAN;
@@ -978,15 +981,10 @@ write_plots(const struct audit *a, int *rendered)
                     r->dlg.ok ? label_acc(r) : NAN,
                     r->dlg.ok ? mean_of(r->dlg.rel, r->dlg.nimg) : NAN);
         }
-        fclose(f);
-        p = audit_pathf("%s/plots/%s.dat", a->out, plots[k].name);
-        st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
-        free(p);
-        free(buf);
+        st = commit_text(f, &buf, &len, audit_pathf("%s/plots/%s.dat", a->out,
+                                                     plots[k].name));
         if (st != 0)
             return st;
-        buf = NULL;
-        len = 0;
         if ((f = open_memstream(&buf, &len)) == NULL)
             return EXIT_TEMPFAIL;
         ylabel = k == 0 && a->text   ? "next-token accuracy on held-out windows"
@@ -1012,11 +1010,8 @@ write_plots(const struct audit *a, int *rendered)
             fprintf(f,
                     "plot \"%s.dat\" using 1:%d with linespoints pt 7 title \"DP-SGD\"\n",
                     plots[k].name, plots[k].col);
-        fclose(f);
-        p = audit_pathf("%s/plots/%s.gp", a->out, plots[k].name);
-        st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
-        free(p);
-        free(buf);
+        st = commit_text(f, &buf, &len, audit_pathf("%s/plots/%s.gp", a->out,
+                                                     plots[k].name));
         if (st != 0)
             return st;
         if (strcmp(a->plot, "none") != 0) {
@@ -1129,9 +1124,8 @@ write_grid(const struct audit *a, char *name, size_t cap)
             png_write_row(png, px + i * W);
         png_write_end(png, NULL);
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        st = write_text(path, buf, len);
-        free(buf);
+        st = commit_text(f, &buf, &len, path);
+        path = NULL; /* freed by commit_text */
     }
 #else
     snprintf(name, cap, "recon_grid.pgm");
@@ -1298,10 +1292,9 @@ write_txt_text(const struct audit *a, FILE *f)
 static int
 write_txt(const struct audit *a, const char *grid, int rendered)
 {
-    char *buf = NULL, *p, stmt[1536], ema[80] = "";
+    char *buf = NULL, stmt[1536], ema[80] = "";
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    int st;
 
     if (f == NULL)
         return EXIT_TEMPFAIL;
@@ -1408,12 +1401,7 @@ tail:
         fprintf(f,
                 "The plots were not rendered: install gnuplot (Debian: gnuplot-nox) and "
                 "run 'gnuplot NAME.gp' in plots/.\n");
-    fclose(f);
-    p = audit_pathf("%s/report.txt", a->out);
-    st = p ? write_text(p, buf, len) : EXIT_TEMPFAIL;
-    free(p);
-    free(buf);
-    return st;
+    return commit_text(f, &buf, &len, audit_pathf("%s/report.txt", a->out));
 }
 
 /* o[key] = v, or null with key_nonfinite for inf/nan (attnsec-report(5)). */

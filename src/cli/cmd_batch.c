@@ -1353,7 +1353,7 @@ write_csv(const char *path, json_t *rows)
     }
     free(pk);
     free(rk);
-    if (fclose(f) != 0) {
+    if (cli_memstream_close(f) != 0) {
         free(buf);
         return EXIT_TEMPFAIL;
     }
@@ -1382,6 +1382,8 @@ write_plot(const char *out, json_t *rows, json_t *plot, const char *fmt, int qui
     gp = batch_path_join(pd, "merged.gp", NULL);
     f = open_memstream(&buf, &len);
     if (dat == NULL || gp == NULL || f == NULL) {
+        if (f != NULL)
+            fclose(f);
         st = EXIT_TEMPFAIL;
         goto done;
     }
@@ -1396,7 +1398,10 @@ write_plot(const char *out, json_t *rows, json_t *plot, const char *fmt, int qui
         fprintf(f, "%.17g %.17g %lld\n", json_number_value(xv), json_number_value(yv),
                 (long long)json_integer_value(json_object_get(row, "index")));
     }
-    fclose(f);
+    if (cli_memstream_close(f) != 0) {
+        st = EXIT_TEMPFAIL;
+        goto done;
+    }
     if ((rc = asec_afile_write_all(dat, buf, len)) != ASEC_OK) {
         st = cli_fail(rc);
         goto done;
@@ -1416,7 +1421,10 @@ write_plot(const char *out, json_t *rows, json_t *plot, const char *fmt, int qui
             "set xlabel \"%s\"\nset ylabel \"%s\"\nset grid\nset key off\n"
             "plot \"merged.dat\" using 1:2 with linespoints pt 7\n",
             x, y);
-    fclose(f);
+    if (cli_memstream_close(f) != 0) {
+        st = EXIT_TEMPFAIL;
+        goto done;
+    }
     if ((rc = asec_afile_write_all(gp, buf, len)) != ASEC_OK) {
         st = cli_fail(rc);
         goto done;

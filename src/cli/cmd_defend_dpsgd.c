@@ -235,7 +235,10 @@ finish_reports(asec_report *rep, FILE *txt, char *const *tb, const size_t *tl,
     char path[4096];
     int rc;
 
-    fclose(txt);
+    if (cli_memstream_close(txt) != 0) {
+        free(*tb);
+        return EXIT_TEMPFAIL;
+    }
     snprintf(path, sizeof path, "%s/report.txt", outdir);
     rc = asec_afile_write_all(path, *tb, *tl);
     free(*tb);
