@@ -47,6 +47,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "commands.h"
+#include "slurp.h"
 
 #define MAX_RUNS AUDIT_MAX_RUNS
 #define MAX_IMAGES AUDIT_MAX_IMAGES
@@ -59,6 +60,7 @@
 #define QUICK_NP_STEPS 150
 #define QUICK_EPS "8"
 #define AUDIT_EMA 0.9 /* digits DP-SGD runs */
+#define AUDIT_REPORT_MAX_BYTES ((size_t)64 << 20) /* a stage's report.json */
 #define TEXT_STEPS 100
 #define TEXT_QUICK_STEPS 50
 
@@ -226,12 +228,22 @@ method_fn(const struct cli_method *tab, const char *name)
     return NULL;
 }
 
+/* A report.json that a stage of this audit has just written, read back
+ * as any other such file (slurp.h: a regular file of capped size); NULL
+ * when it is not one or is not JSON. */
 static json_t *
 load_report(const char *path)
 {
+    char *buf;
+    size_t len;
+    json_t *j = NULL;
     json_error_t err;
 
-    return json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (slurp_regular(path, AUDIT_REPORT_MAX_BYTES, &buf, &len) == SLURP_OK) {
+        j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+        free(buf);
+    }
+    return j;
 }
 
 static double
